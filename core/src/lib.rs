@@ -1,0 +1,27 @@
+//! o365probe-core: everything that decides or encodes, for the router, the microcontroller and the collector.
+//!
+//! `#![no_std]`, no allocator, no clock, no sockets. The IO shells (the Linux agent on tokio, the firmware on
+//! smoltcp) move bytes and time; every number a user sees is computed here, so the devices and the collector
+//! can never disagree.
+//!
+//! Layout:
+//! - [`wire`]: views and `Repr`s over byte slices for DNS, STUN, TLS (ClientHello, certificate flight, X.509)
+//!   and the endpoint categories. After a length check nothing panics on any input.
+//! - [`probe`]: sans-IO probe state machines (`handle_*(now, …)`, `poll_transmit`, `poll_timeout`, `poll_result`).
+//! - [`schedule`]: which probe runs when, spread with seeded jitter.
+//! - [`report`]: the report schema, postcard framing, sealing and acks; the wire contract is `report/SPEC.md`.
+//! - [`assess`]: verdicts shared by agent and collector (front-door location, interception, Teams quality, score).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod assess;
+pub mod probe;
+pub mod report;
+pub mod schedule;
+pub mod wire;
+
+/// Time as the core sees it: embassy-time's types, fed in by the shell. The core never reads a clock.
+pub mod time {
+    pub use embassy_time::{Duration, Instant};
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask`: the project's tasks, one module each.
+//!
+//! - `ci`: every check the project has (what `.ci/run` and the README's test command run).
+//! - `setup`: install what the checks need (apt packages, cargo tools), idempotently.
+//! - `fuzz`: run each cargo-fuzz target for a while and report executions.
+//! - `nostd`: build the core for thumbv7em-none-eabihf with Debian's Rust and `-Zbuild-std=core`.
+
+mod ci;
+mod cross;
+mod fuzz;
+mod setup;
+mod util;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  ci [--fuzz-seconds N]   every check: setup, fmt, clippy, tests, no_std build, fuzz smoke
+  setup                   install what the checks need (apt packages, cargo tools); idempotent
+  fuzz [--seconds N] [TARGET...]
+                          run the cargo-fuzz targets (default: all, 60 s each)
+  nostd                   build the core for thumbv7em-none-eabihf without std or alloc
+";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "ci" => ci::run(&rest),
+        "setup" => setup::run(),
+        "fuzz" => fuzz::run(&rest),
+        "nostd" => cross::nostd(),
+        "" | "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
