@@ -5,3 +5,5 @@
 //! peers (unbound and an authoritative zone mirroring Microsoft's CNAME chains, TLS front doors, coturn,
 //! squid, a TLS-inspecting middlebox) and the scenarios as data. Built in issue 3/10; the end-to-end tests
 //! of the agent and collector live in `tests/tests/`.
+
+pub mod relay;
