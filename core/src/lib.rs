@@ -17,6 +17,7 @@
 
 pub mod assess;
 pub mod probe;
+pub mod rand;
 pub mod report;
 pub mod schedule;
 pub mod wire;

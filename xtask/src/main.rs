@@ -4,10 +4,12 @@
 //! - `setup`: install what the checks need (apt packages, cargo tools), idempotently.
 //! - `fuzz`: run each cargo-fuzz target for a while and report executions.
 //! - `nostd`: build the core for thumbv7em-none-eabihf with Debian's Rust and `-Zbuild-std=core`.
+//! - `gen`: regenerate the core's tables from the derived data in core/data/ (`--check` in tests).
 
 mod ci;
 mod cross;
 mod fuzz;
+mod gen;
 mod setup;
 mod util;
 
@@ -22,6 +24,7 @@ tasks:
   fuzz [--seconds N] [TARGET...]
                           run the cargo-fuzz targets (default: all, 60 s each)
   nostd                   build the core for thumbv7em-none-eabihf without std or alloc
+  gen [--check]           regenerate core tables from core/data/ (--check: fail if stale)
 ";
 
 fn main() -> Result<()> {
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
         "setup" => setup::run(),
         "fuzz" => fuzz::run(&rest),
         "nostd" => cross::nostd(),
+        "gen" => gen::run(&rest),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
