@@ -73,8 +73,8 @@ impl Impairment {
         }
         // Each direction draws from its own stream so one side's traffic cannot shift the other's.
         let stream = match way {
-            Direction::BtoA => 0x6f36_3562_746f_61u64,
-            _ => 0x6f36_3561_746f_62u64,
+            Direction::BtoA => u64::from_be_bytes(*b"relayB>A"),
+            _ => u64::from_be_bytes(*b"relayA>B"),
         };
         Ok(Impairment {
             rules: active,

@@ -84,7 +84,7 @@ mod config;
 mod frame;
 mod impair;
 mod log;
-mod tap;
+mod sys;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -100,7 +100,7 @@ pub use config::{
     Direction, Endpoint, Jitter, JitterDist, Loss, RateLimit, RelayConfig, Reorder, Rule,
 };
 pub use log::{read_log, DropReason, FrameEvent, LogRecord};
-pub use tap::{in_netns, monotonic_ns};
+pub use sys::{in_netns, monotonic_ns};
 
 use frame::FrameMeta;
 use impair::{Decision, Impairment};
@@ -119,10 +119,15 @@ pub enum RelayError {
 /// The WAN relay; [`Relay::start`] runs one.
 pub enum Relay {}
 
-/// Sleep until this long before a frame is due, then spin: a wake-up from sleep can be late by tens
-/// of microseconds, a spin cannot. Longer without real-time priority, where wake-ups straggle more.
-const SPIN_NS_REALTIME: u64 = 150_000;
+/// Sleep until this long before a frame is due, then spin: a real-time thread's wake-up is typically
+/// 40-60 µs late on the virtual machines the lab runs on, a spin is not. Longer without real-time
+/// priority, where wake-ups straggle more. Short enough that spinning costs a few percent of a CPU
+/// at a thousand frames a second.
+const SPIN_NS_REALTIME: u64 = 100_000;
 const SPIN_NS_ORDINARY: u64 = 400_000;
+/// A backup sender on another CPU sends what is still waiting this long after its due time: a
+/// virtual CPU can be descheduled by its host for milliseconds, taking the primary sender with it.
+const BACKUP_GRACE_NS: u64 = 100_000;
 /// Readers outrank senders so that a sender spinning towards a due time never delays the arrival
 /// timestamp of the next frame.
 const READER_PRIORITY: i32 = 60;
@@ -144,7 +149,7 @@ impl Relay {
         let impair_ab = Impairment::new(&config.rules, Direction::AtoB, config.seed)?;
         let impair_ba = Impairment::new(&config.rules, Direction::BtoA, config.seed)?;
         let tap = |side: &Endpoint| {
-            tap::open_tap(side).map_err(|source| RelayError::Io {
+            sys::open_tap(side).map_err(|source| RelayError::Io {
                 what: format!("creating TAP {} in {:?}", side.ifname, side.netns),
                 source,
             })
@@ -165,45 +170,64 @@ impl Relay {
             failure: Mutex::new(None),
         });
         let buffer = usize::from(config.side_a.mtu.max(config.side_b.mtu)) + 64;
+        // With two CPUs, every role has a thread on each, so one stalled CPU holds nothing back.
+        let cpus = sys::allowed_cpus();
+        let placement: Vec<Option<usize>> = match cpus.as_slice() {
+            [first, second, ..] => vec![Some(*first), Some(*second)],
+            _ => vec![None],
+        };
         let mut handle = RelayHandle {
             shared: shared.clone(),
             lanes: Vec::new(),
+            threads: Vec::new(),
             log_thread,
             stopped: false,
         };
-        for (way, impairment, ingress, egress) in [
+        for (k, (way, impairment, ingress, egress)) in [
             (Direction::AtoB, impair_ab, tap_a.clone(), tap_b.clone()),
             (Direction::BtoA, impair_ba, tap_b, tap_a),
-        ] {
-            let lane = Arc::new(Lane::default());
-            let reader = {
-                let (lane, shared, log) = (lane.clone(), shared.clone(), log_tx.clone());
-                spawn(way, "reader", move || {
-                    read_frames(way, impairment, &ingress, buffer, &lane, &shared, log)
-                })
-            };
-            let sender = {
-                let (lane, shared, log) = (lane.clone(), shared.clone(), log_tx.clone());
-                spawn(way, "sender", move || {
-                    send_frames(&egress, &lane, &shared, log)
-                })
-            };
-            handle.lanes.push(LaneThreads {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let lane = Arc::new(Lane {
                 way,
-                lane,
-                reader: Some(reader),
-                sender: Some(sender),
+                ingress,
+                egress,
+                reading: Mutex::new(Reading {
+                    impairment,
+                    seq: 0,
+                    order: 0,
+                    buf: vec![0; buffer],
+                }),
+                pending: Mutex::new(BinaryHeap::new()),
+                wake: Condvar::new(),
+                pushes: AtomicU64::new(0),
+                sending: Mutex::new(Lateness::default()),
+                counters: Counters::default(),
+                log: log_tx.clone(),
             });
+            // The two directions put their primary sender on different CPUs.
+            for (i, cpu) in placement.iter().enumerate() {
+                let primary = (i + k) % placement.len() == 0;
+                let (lane_r, shared_r) = (lane.clone(), shared.clone());
+                let cpu = *cpu;
+                handle.threads.push(spawn(way, "reader", move || {
+                    read_frames(&lane_r, &shared_r, cpu)
+                }));
+                let (lane_s, shared_s) = (lane.clone(), shared.clone());
+                let role = if primary { "sender" } else { "backup" };
+                handle.threads.push(spawn(way, role, move || {
+                    send_frames(&lane_s, &shared_s, cpu, primary)
+                }));
+            }
+            handle.lanes.push(lane);
         }
         Ok(handle)
     }
 }
 
-fn spawn<T: Send + 'static>(
-    way: Direction,
-    role: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
+fn spawn(way: Direction, role: &str, work: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     let short = if way == Direction::AtoB { "ab" } else { "ba" };
     std::thread::Builder::new()
         .name(format!("relay-{short}-{role}"))
@@ -214,16 +238,10 @@ fn spawn<T: Send + 'static>(
 /// A running relay. Stops (and removes its TAP devices) on [`RelayHandle::stop`] or when dropped.
 pub struct RelayHandle {
     shared: Arc<Shared>,
-    lanes: Vec<LaneThreads>,
+    lanes: Vec<Arc<Lane>>,
+    threads: Vec<JoinHandle<()>>,
     log_thread: Option<JoinHandle<Result<(), RelayError>>>,
     stopped: bool,
-}
-
-struct LaneThreads {
-    way: Direction,
-    lane: Arc<Lane>,
-    reader: Option<JoinHandle<()>>,
-    sender: Option<JoinHandle<Lateness>>,
 }
 
 struct Shared {
@@ -241,7 +259,7 @@ impl Shared {
     }
 }
 
-/// Counts of one direction, and how late the sender was.
+/// Counts of one direction, and how late its frames were sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WayStats {
     /// Frames read from the ingress TAP.
@@ -254,7 +272,7 @@ pub struct WayStats {
     pub queue_full: u64,
     /// Discarded at stop while waiting, or refused by the egress TAP.
     pub unsent: u64,
-    /// Lateness (sent - due) of every frame sent, to the microsecond (the maximum exact).
+    /// Lateness (sent - due) of the frames sent, to the microsecond (the maximum exact).
     pub late_p50_ns: u64,
     pub late_p99_ns: u64,
     pub late_max_ns: u64,
@@ -273,15 +291,16 @@ impl RelayHandle {
         self.shared.realtime.load(Ordering::SeqCst)
     }
 
-    /// Counts so far (lateness percentiles are only known at stop).
+    /// Counts and lateness so far.
     pub fn stats(&self) -> RelayStats {
         let mut stats = RelayStats::default();
-        for threads in &self.lanes {
-            let way = match threads.way {
+        for lane in &self.lanes {
+            let way = match lane.way {
                 Direction::AtoB => &mut stats.a_to_b,
                 _ => &mut stats.b_to_a,
             };
-            threads.lane.counters.fill(way);
+            lane.counters.fill(way);
+            lock(&lane.sending).fill(way);
         }
         stats
     }
@@ -299,34 +318,30 @@ impl RelayHandle {
         }
         self.stopped = true;
         self.shared.stop.store(true, Ordering::SeqCst);
-        let mut stats = self.stats();
-        for threads in &mut self.lanes {
-            threads.lane.wake.notify_all();
-            let mut failed = None;
-            if let Some(reader) = threads.reader.take() {
-                if reader.join().is_err() {
-                    failed = Some("reader");
-                }
-            }
-            let lateness = match threads.sender.take().map(JoinHandle::join) {
-                Some(Ok(lateness)) => lateness,
-                _ => {
-                    failed = Some("sender");
-                    Lateness::default()
-                }
-            };
-            if let Some(role) = failed {
-                self.shared
-                    .fail(RelayError::Thread(role, "panicked".into()));
-            }
-            let way = match threads.way {
-                Direction::AtoB => &mut stats.a_to_b,
-                _ => &mut stats.b_to_a,
-            };
-            threads.lane.counters.fill(way);
-            lateness.fill(way);
+        for lane in &self.lanes {
+            // Under the lock, so no sender can be between its stop check and its wait.
+            let _pending = lock(&lane.pending);
+            lane.wake.notify_all();
         }
-        // Every log sender lived in the joined threads: the writer now sees the channel close.
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                self.shared
+                    .fail(RelayError::Thread("forwarding", "panicked".into()));
+            }
+        }
+        for lane in &self.lanes {
+            let waiting = std::mem::take(&mut *lock(&lane.pending));
+            for Reverse(mut item) in waiting.into_sorted_vec().into_iter().rev() {
+                item.record.event = FrameEvent::Dropped;
+                item.record.reason = Some(DropReason::Stopped);
+                lane.counters.count(&item.record);
+                lane.log(item.record);
+            }
+        }
+        let stats = self.stats();
+        // The lanes hold the last log senders and the TAP files: dropping them closes the log
+        // channel and removes the devices.
+        self.lanes.clear();
         let logged = match self.log_thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(RelayError::Thread("log", "panicked".into())),
@@ -345,14 +360,41 @@ impl Drop for RelayHandle {
     }
 }
 
-/// One direction's frames between its reader and its sender.
-#[derive(Default)]
+/// One direction: its TAP devices, its readers' state, its frames waiting for their due time.
 struct Lane {
+    way: Direction,
+    ingress: Arc<File>,
+    egress: Arc<File>,
+    /// Held while a reader reads, timestamps and decides, so frames are taken in order even with
+    /// two readers.
+    reading: Mutex<Reading>,
     pending: Mutex<BinaryHeap<Reverse<Pending>>>,
     wake: Condvar,
     /// Bumped on every push, so a spinning sender notices an earlier frame.
     pushes: AtomicU64,
+    /// Held from taking due frames off the heap to having written them, so two senders never
+    /// swap frames; guards the lateness of what was sent.
+    sending: Mutex<Lateness>,
     counters: Counters,
+    log: Option<SyncSender<LogRecord>>,
+}
+
+struct Reading {
+    impairment: Impairment,
+    /// Arrival number within the direction, as logged.
+    seq: u64,
+    /// Position in the heap among equal due times (a duplicate right after its original).
+    order: u64,
+    buf: Vec<u8>,
+}
+
+impl Lane {
+    fn log(&self, record: LogRecord) {
+        if let Some(log) = &self.log {
+            // The writer only goes away after every sender: a send cannot fail while we run.
+            let _ = log.send(record);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -389,7 +431,6 @@ impl Counters {
 
 struct Pending {
     due_ns: u64,
-    /// Arrival order (a duplicate right after its original): breaks ties between equal due times.
     order: u64,
     frame: Vec<u8>,
     record: LogRecord,
@@ -419,30 +460,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn log_record(log: &Option<SyncSender<LogRecord>>, record: LogRecord) {
-    if let Some(log) = log {
-        // The writer only goes away after every sender: a send cannot fail while we run.
-        let _ = log.send(record);
-    }
-}
-
-fn read_frames(
-    way: Direction,
-    mut impairment: Impairment,
-    ingress: &File,
-    buffer: usize,
-    lane: &Lane,
-    shared: &Shared,
-    log: Option<SyncSender<LogRecord>>,
-) {
-    if !tap::make_thread_punctual(READER_PRIORITY) {
+fn read_frames(lane: &Lane, shared: &Shared, cpu: Option<usize>) {
+    if !sys::make_thread_punctual(READER_PRIORITY, cpu) {
         shared.realtime.store(false, Ordering::SeqCst);
     }
-    let mut buf = vec![0u8; buffer];
-    let mut seq = 0u64;
-    let mut order = 0u64;
+    let way = lane.way;
     while !shared.stop.load(Ordering::Relaxed) {
-        match tap::wait_readable(ingress, STOP_POLL_MS) {
+        match sys::wait_readable(&lane.ingress, STOP_POLL_MS) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(source) => {
@@ -452,9 +476,16 @@ fn read_frames(
                 })
             }
         }
+        let mut reading = lock(&lane.reading);
+        let Reading {
+            impairment,
+            seq,
+            order,
+            buf,
+        } = &mut *reading;
         // Drain everything queued: each frame still gets its own arrival time.
         loop {
-            let len = match (&*ingress).read(&mut buf) {
+            let len = match (&*lane.ingress).read(buf) {
                 Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -472,7 +503,7 @@ fn read_frames(
             let mut record = LogRecord {
                 arrival_ns,
                 dir: way,
-                seq,
+                seq: *seq,
                 rule: None,
                 ethertype: meta.ethertype,
                 src: meta.src,
@@ -488,33 +519,17 @@ fn read_frames(
                 sent_ns: None,
                 late_ns: None,
             };
-            seq += 1;
+            *seq += 1;
             let decision = impairment.decide(arrival_ns, len, &meta);
             let mut pending = lock(&lane.pending);
             let overflow = pending.len() + 2 > PENDING_CAPACITY;
             match decision {
-                Decision::Drop { rule, reason } => {
-                    drop(pending);
-                    record.rule = Some(rule);
-                    record.event = FrameEvent::Dropped;
-                    record.reason = Some(reason);
-                    lane.counters.count(&record);
-                    log_record(&log, record);
-                }
-                Decision::Forward { rule, .. } if overflow => {
-                    drop(pending);
-                    record.rule = rule;
-                    record.event = FrameEvent::Dropped;
-                    record.reason = Some(DropReason::QueueFull);
-                    lane.counters.count(&record);
-                    log_record(&log, record);
-                }
                 Decision::Forward {
                     rule,
                     due_ns,
                     reordered,
                     duplicate,
-                } => {
+                } if !overflow => {
                     record.rule = rule;
                     record.reordered = reordered;
                     record.delay_ns = Some(due_ns - arrival_ns);
@@ -523,21 +538,37 @@ fn read_frames(
                         copy.event = FrameEvent::Duplicated;
                         pending.push(Reverse(Pending {
                             due_ns,
-                            order: order + 1,
+                            order: *order + 1,
                             frame: frame.to_vec(),
                             record: copy,
                         }));
                     }
                     pending.push(Reverse(Pending {
                         due_ns,
-                        order,
+                        order: *order,
                         frame: frame.to_vec(),
                         record,
                     }));
-                    order += 2;
-                    drop(pending);
+                    *order += 2;
                     lane.pushes.fetch_add(1, Ordering::SeqCst);
-                    lane.wake.notify_one();
+                    drop(pending);
+                    lane.wake.notify_all();
+                }
+                Decision::Forward { rule, .. } => {
+                    drop(pending);
+                    record.rule = rule;
+                    record.event = FrameEvent::Dropped;
+                    record.reason = Some(DropReason::QueueFull);
+                    lane.counters.count(&record);
+                    lane.log(record);
+                }
+                Decision::Drop { rule, reason } => {
+                    drop(pending);
+                    record.rule = Some(rule);
+                    record.event = FrameEvent::Dropped;
+                    record.reason = Some(reason);
+                    lane.counters.count(&record);
+                    lane.log(record);
                 }
             }
         }
@@ -589,13 +620,11 @@ impl Lateness {
     }
 }
 
-fn send_frames(
-    egress: &File,
-    lane: &Lane,
-    shared: &Shared,
-    log: Option<SyncSender<LogRecord>>,
-) -> Lateness {
-    let realtime = tap::make_thread_punctual(SENDER_PRIORITY);
+/// Sends frames when due. The primary sender sleeps until just before the earliest due time and
+/// spins to it; the backup (on the other CPU) only acts when a frame is still waiting
+/// `BACKUP_GRACE_NS` after its due time.
+fn send_frames(lane: &Lane, shared: &Shared, cpu: Option<usize>, primary: bool) {
+    let realtime = sys::make_thread_punctual(SENDER_PRIORITY, cpu);
     if !realtime {
         shared.realtime.store(false, Ordering::SeqCst);
     }
@@ -604,19 +633,9 @@ fn send_frames(
     } else {
         SPIN_NS_ORDINARY
     };
-    let mut lateness = Lateness::default();
     let mut due_now = Vec::new();
     let mut pending = lock(&lane.pending);
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            for Reverse(mut item) in pending.drain() {
-                item.record.event = FrameEvent::Dropped;
-                item.record.reason = Some(DropReason::Stopped);
-                lane.counters.count(&item.record);
-                log_record(&log, item.record);
-            }
-            return lateness;
-        }
+    while !shared.stop.load(Ordering::SeqCst) {
         let Some(head_due) = pending.peek().map(|Reverse(p)| p.due_ns) else {
             pending = lane
                 .wake
@@ -625,11 +644,15 @@ fn send_frames(
             continue;
         };
         let now = monotonic_ns();
-        if head_due > now + spin_ns {
-            let sleep = Duration::from_nanos(head_due - now - spin_ns);
+        let wake_at = if primary {
+            head_due.saturating_sub(spin_ns)
+        } else {
+            head_due + BACKUP_GRACE_NS
+        };
+        if wake_at > now {
             pending = lane
                 .wake
-                .wait_timeout(pending, sleep)
+                .wait_timeout(pending, Duration::from_nanos(wake_at - now))
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
             continue;
@@ -637,7 +660,7 @@ fn send_frames(
         if head_due > now {
             let pushes = lane.pushes.load(Ordering::SeqCst);
             drop(pending);
-            // Bounded by spin_ns, and cut short when the reader queues something new (it might be
+            // Bounded by spin_ns, and cut short when a reader queues something new (it might be
             // due sooner).
             while monotonic_ns() < head_due && lane.pushes.load(Ordering::SeqCst) == pushes {
                 std::hint::spin_loop();
@@ -645,6 +668,11 @@ fn send_frames(
             pending = lock(&lane.pending);
             continue;
         }
+        // Lock order: sending, then pending.
+        drop(pending);
+        let mut lateness = lock(&lane.sending);
+        pending = lock(&lane.pending);
+        let now = monotonic_ns();
         while pending.peek().is_some_and(|Reverse(p)| p.due_ns <= now) {
             if let Some(Reverse(item)) = pending.pop() {
                 due_now.push(item);
@@ -653,7 +681,7 @@ fn send_frames(
         drop(pending);
         for mut item in due_now.drain(..) {
             let sent_ns = monotonic_ns();
-            match (&*egress).write(&item.frame) {
+            match (&*lane.egress).write(&item.frame) {
                 Ok(_) => {
                     let late_ns = sent_ns.saturating_sub(item.due_ns);
                     lateness.add(late_ns);
@@ -666,8 +694,9 @@ fn send_frames(
                 }
             }
             lane.counters.count(&item.record);
-            log_record(&log, item.record);
+            lane.log(item.record);
         }
+        drop(lateness);
         pending = lock(&lane.pending);
     }
 }

@@ -1,4 +1,5 @@
-//! TAP devices inside network namespaces, and the clock and thread settings the relay's timing needs.
+//! The relay's system calls: TAP devices inside network namespaces, the clock, and the thread
+//! settings its timing needs.
 //! All of the relay's `unsafe` lives here: thin calls into libc with their arguments checked first.
 
 use std::ffi::CString;
@@ -137,12 +138,37 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The CPUs this process may run on, in order.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain old data; sched_getaffinity fills at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is valid for the call; pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: cpu is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
 /// Makes the calling thread wake on time: real-time FIFO priority when permitted (ordinary compile
-/// jobs on the machine can then no longer delay a due frame by a whole time slice), and a timer slack
-/// of 1 ns otherwise. Returns whether real-time priority was granted.
-pub(crate) fn make_thread_punctual(priority: i32) -> bool {
+/// jobs on the machine can then no longer delay a due frame by a whole time slice), a timer slack
+/// of 1 ns otherwise, and, if given, one CPU to run on. Returns whether real-time priority was granted.
+pub(crate) fn make_thread_punctual(priority: i32, cpu: Option<usize>) -> bool {
     // SAFETY: prctl with an integer argument; failure only leaves the default 50 µs slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    if let Some(cpu) = cpu {
+        // SAFETY: as in allowed_cpus; CPU_SET is given a CPU number below CPU_SETSIZE.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if cpu < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(cpu, &mut set);
+                // Failure leaves the thread free to run anywhere, which is merely less robust.
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+            }
+        }
+    }
     let param = libc::sched_param {
         sched_priority: priority,
     };
