@@ -21,7 +21,7 @@ const MS: f64 = 1e6;
 
 /// Timing tests on a two-core machine must not compete with each other.
 static SERIAL: Mutex<()> = Mutex::new(());
-static NEXT_PAIR: AtomicU32 = AtomicU32::new(0);
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -75,54 +75,61 @@ enum Side {
     B,
 }
 
-/// Office namespace A and internet namespace B, joined by the relay:
-/// A has 198.51.100.1/24 and 2001:db8:1::1/64; B has .2 and ::2, plus the "internet" hosts
-/// 203.0.113.10, 203.0.113.130, 192.0.2.10 and 2001:db8:2::10, which A reaches through B.
-struct Pair {
-    // Declared first so it stops before the namespaces go.
-    relay: Option<RelayHandle>,
+/// Office namespace A and internet namespace B, for the relay to join:
+/// A has 198.51.100.1/24 and 2001:db8:1::1/64 on `wan0`; B has .2 and ::2 on `office0`, plus the
+/// "internet" hosts 203.0.113.10, 203.0.113.130, 192.0.2.10 and 2001:db8:2::10, which A reaches
+/// through B.
+struct Lab {
     a: Netns,
     b: Netns,
-    log: PathBuf,
+    /// Unique to this lab: names its namespaces and its log.
+    id: String,
 }
 
-impl Pair {
-    fn new(rules: Vec<Rule>, seed: u64) -> Pair {
-        Pair::with_neighbours(rules, seed, true)
-    }
-
-    /// `static_neighbours`: pin the peers' MAC addresses so no ARP or neighbour discovery happens
-    /// during a measurement (the first packet of a train would otherwise wait for it).
-    fn with_neighbours(rules: Vec<Rule>, seed: u64, static_neighbours: bool) -> Pair {
+impl Lab {
+    fn new() -> Lab {
         let id = format!(
             "o365rly-{}-{}",
             std::process::id(),
-            NEXT_PAIR.fetch_add(1, Ordering::SeqCst)
+            NEXT_LAB.fetch_add(1, Ordering::SeqCst)
         );
-        let a = Netns::new(format!("{id}-a"));
-        let b = Netns::new(format!("{id}-b"));
-        let log = std::env::temp_dir().join(format!("{id}.jsonl"));
-        let config = RelayConfig {
+        Lab {
+            a: Netns::new(format!("{id}-a")),
+            b: Netns::new(format!("{id}-b")),
+            id,
+        }
+    }
+
+    fn netns(&self, side: Side) -> &str {
+        match side {
+            Side::A => &self.a.0,
+            Side::B => &self.b.0,
+        }
+    }
+
+    fn config(&self, rules: Vec<Rule>, seed: u64, log: PathBuf) -> RelayConfig {
+        RelayConfig {
             side_a: Endpoint {
-                netns: a.0.clone(),
+                netns: self.a.0.clone(),
                 ifname: "wan0".into(),
                 mtu: 1500,
             },
             side_b: Endpoint {
-                netns: b.0.clone(),
+                netns: self.b.0.clone(),
                 ifname: "office0".into(),
                 mtu: 1500,
             },
             rules,
             seed,
-            log: Some(log.clone()),
-        };
-        let relay = Relay::start(config).expect("starting the relay");
-        assert!(
-            relay.realtime(),
-            "the relay did not get real-time priority: timing tests would measure the machine's load"
-        );
-        let (na, nb) = (a.0.as_str(), b.0.as_str());
+            log: Some(log),
+        }
+    }
+
+    /// Addresses and routes, once the relay has made the devices. `static_neighbours` pins the
+    /// peers' MAC addresses so no ARP or neighbour discovery happens during a measurement (the first
+    /// packet of a train would otherwise wait for it).
+    fn address(&self, static_neighbours: bool) {
+        let (na, nb) = (self.a.0.as_str(), self.b.0.as_str());
         for (ns, dev, addrs) in [
             (na, "wan0", &["198.51.100.1/24", "2001:db8:1::1/64"][..]),
             (
@@ -182,19 +189,37 @@ impl Pair {
                 ]);
             }
         }
-        Pair {
-            relay: Some(relay),
-            a,
-            b,
-            log,
-        }
+    }
+}
+
+/// A lab with the relay running in-process between its namespaces.
+struct Pair {
+    // Declared first so it stops before the namespaces go.
+    relay: Option<RelayHandle>,
+    lab: Lab,
+    log: PathBuf,
+}
+
+impl Pair {
+    fn new(rules: Vec<Rule>, seed: u64) -> Pair {
+        Pair::with_neighbours(rules, seed, true)
     }
 
-    fn netns(&self, side: Side) -> &str {
-        match side {
-            Side::A => &self.a.0,
-            Side::B => &self.b.0,
-        }
+    fn with_neighbours(rules: Vec<Rule>, seed: u64, static_neighbours: bool) -> Pair {
+        let lab = Lab::new();
+        let log = std::env::temp_dir().join(format!("{}.jsonl", lab.id));
+        let relay = Relay::start(lab.config(rules, seed, log.clone())).expect("starting the relay");
+        let pair = Pair {
+            relay: Some(relay),
+            lab,
+            log,
+        };
+        assert!(
+            pair.relay.as_ref().is_some_and(RelayHandle::realtime),
+            "the relay did not get real-time priority: timing tests would measure the machine's load"
+        );
+        pair.lab.address(static_neighbours);
+        pair
     }
 
     /// Stops the relay and returns its counters and its log, in arrival order.
@@ -288,7 +313,7 @@ impl TrainResult {
 
 /// Sends trains at once (one thread each) and collects what arrives until `linger` after the last
 /// send.
-fn run_trains(pair: &Pair, trains: &[Train], linger: Duration) -> Vec<TrainResult> {
+fn run_trains(lab: &Lab, trains: &[Train], linger: Duration) -> Vec<TrainResult> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = trains
             .iter()
@@ -298,7 +323,7 @@ fn run_trains(pair: &Pair, trains: &[Train], linger: Duration) -> Vec<TrainResul
                     Side::B => Side::A,
                 };
                 let to = train.to;
-                let receiver = in_netns(pair.netns(to_side), move || stamped_socket(to))
+                let receiver = in_netns(lab.netns(to_side), move || stamped_socket(to))
                     .expect("entering the receiver's namespace")
                     .expect("binding the receiver");
                 let unspecified: SocketAddr = if to.is_ipv4() {
@@ -306,7 +331,7 @@ fn run_trains(pair: &Pair, trains: &[Train], linger: Duration) -> Vec<TrainResul
                 } else {
                     "[::]:0".parse().unwrap()
                 };
-                let sender = in_netns(pair.netns(train.from), move || UdpSocket::bind(unspecified))
+                let sender = in_netns(lab.netns(train.from), move || UdpSocket::bind(unspecified))
                     .expect("entering the sender's namespace")
                     .expect("binding the sender");
                 let (count, interval, payload) = (train.count, train.interval, train.payload);
@@ -540,7 +565,7 @@ fn fixed_delay_is_applied_in_each_direction_separately() {
             interval: Duration::from_millis(2),
             payload: 64,
         };
-        results.extend(run_trains(&pair, &[train], Duration::from_millis(100)));
+        results.extend(run_trains(&pair.lab, &[train], Duration::from_millis(100)));
     }
     let (_, log) = pair.finish();
     for ((from, to, delay_ms), result) in cases.iter().zip(&results) {
@@ -622,7 +647,7 @@ fn jitter_spreads_as_configured_and_never_reorders() {
         payload: 64,
     };
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[
             sparse("203.0.113.10:5101"),
             sparse("192.0.2.10:5102"),
@@ -686,7 +711,7 @@ fn bernoulli_loss_is_binomial_and_exactly_the_logged_drops() {
     let mut pair = Pair::new(vec![lossy], 3);
     let n = 2000;
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[Train {
             from: Side::A,
             to: addr("198.51.100.2:5201"),
@@ -731,7 +756,7 @@ fn gilbert_elliott_loses_in_bursts() {
     let mut pair = Pair::new(vec![bursty], 4);
     let n = 4000;
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[Train {
             from: Side::B,
             to: addr("198.51.100.1:5301"),
@@ -776,7 +801,7 @@ fn duplicates_arrive_as_logged() {
     let mut pair = Pair::new(vec![doubling], 5);
     let n = 1000;
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[Train {
             from: Side::A,
             to: addr("203.0.113.10:5401"),
@@ -840,7 +865,7 @@ fn reordering_happens_only_when_asked_and_as_logged() {
     let mut pair = Pair::new(vec![shuffling], 6);
     let n = 1000;
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[Train {
             from: Side::A,
             to: addr("198.51.100.2:5501"),
@@ -897,7 +922,7 @@ fn rate_limit_caps_throughput_bloats_the_queue_and_drops_on_overflow() {
     // 1000-byte payloads are 1042-byte frames: 4.2 Mbit/s offered into a 2 Mbit/s link.
     let n = 400;
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[Train {
             from: Side::A,
             to: addr("203.0.113.10:5601"),
@@ -965,7 +990,7 @@ fn arp_and_neighbour_discovery_pass_a_catch_all_total_loss() {
     let mut pair =
         Pair::with_neighbours(vec![black_hole("0.0.0.0/0"), black_hole("::/0")], 8, false);
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[
             Train {
                 from: Side::A,
@@ -984,7 +1009,14 @@ fn arp_and_neighbour_discovery_pass_a_catch_all_total_loss() {
         ],
         Duration::from_millis(100),
     );
-    let neighbours = ip_output(&["-n", pair.netns(Side::A), "neigh", "show", "dev", "wan0"]);
+    let neighbours = ip_output(&[
+        "-n",
+        pair.lab.netns(Side::A),
+        "neigh",
+        "show",
+        "dev",
+        "wan0",
+    ]);
     let (_, log) = pair.finish();
     assert!(
         results.iter().all(|r| r.arrivals.is_empty()),
@@ -1043,7 +1075,7 @@ fn per_prefix_rules_pick_the_first_match() {
             payload: 64,
         })
         .collect();
-    let results = run_trains(&pair, &trains, Duration::from_millis(100));
+    let results = run_trains(&pair.lab, &trains, Duration::from_millis(100));
     let (_, log) = pair.finish();
     for ((to, rule_index, delay_ms), result) in cases.iter().zip(&results) {
         let owd: Vec<f64> = result
@@ -1098,7 +1130,7 @@ fn scheduling_error_is_sub_millisecond() {
         payload: 200,
     };
     let results = run_trains(
-        &pair,
+        &pair.lab,
         &[
             train(Side::A, "198.51.100.2:5901"),
             train(Side::B, "198.51.100.1:5902"),
@@ -1134,4 +1166,104 @@ fn scheduling_error_is_sub_millisecond() {
     }
     eprintln!("relay's own summary: {stats:?}");
     assert!(stats.a_to_b.late_p99_ns < 1_000_000 && stats.b_to_a.late_p99_ns < 1_000_000);
+}
+
+/// The relay process the lab launches, killed if a test ends early.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_binary_signals_ready_forwards_and_flushes_its_log_on_sigterm() {
+    let _serial = serial();
+    if !have_root("the_binary_signals_ready_forwards_and_flushes_its_log_on_sigterm") {
+        return;
+    }
+    let lab = Lab::new();
+    let log = std::env::temp_dir().join(format!("{}.jsonl", lab.id));
+    let config_path = std::env::temp_dir().join(format!("{}.toml", lab.id));
+    let config = lab.config(vec![Rule::delay("198.51.100.0/24", 10.0)], 11, log.clone());
+    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_o365lab-relay"))
+            .arg(&config_path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting o365lab-relay"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut io::BufReader::new(stdout), &mut line);
+        let _ = line_tx.send(line);
+    });
+    let line = line_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("o365lab-relay said nothing within 10 s");
+    assert_eq!(line, "ready\n");
+    // Ready means the devices exist and are up: the lab configures them straight away.
+    for (side, dev) in [(Side::A, "wan0"), (Side::B, "office0")] {
+        let link = ip_output(&["-n", lab.netns(side), "link", "show", dev]);
+        assert!(link.contains(",UP,"), "{dev} not up: {link}");
+    }
+    lab.address(true);
+    let results = run_trains(
+        &lab,
+        &[Train {
+            from: Side::A,
+            to: addr("198.51.100.2:6001"),
+            count: 20,
+            interval: Duration::from_millis(5),
+            payload: 64,
+        }],
+        Duration::from_millis(100),
+    );
+    let owd: Vec<f64> = results[0]
+        .arrivals
+        .iter()
+        .map(|a| a.one_way_ns() as f64 / MS)
+        .collect();
+    assert_eq!(owd.len(), 20);
+    assert!(owd.iter().all(|&d| (10.0..11.0).contains(&d)), "{owd:?}");
+
+    // SAFETY: signalling our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < give_up, "o365lab-relay ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(
+        stderr.contains("a_to_b: ") && stderr.contains("lateness"),
+        "{stderr}"
+    );
+    let records = read_log(&log).expect("the log was flushed at exit");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&config_path);
+    let probes = flow(&records, Direction::AtoB, 6001);
+    assert_eq!(probes.len(), 20);
+    assert!(probes
+        .iter()
+        .all(|r| r.event == FrameEvent::Forwarded && r.delay_ns == Some(10_000_000)));
+    // The devices went with the process.
+    for (side, dev) in [(Side::A, "wan0"), (Side::B, "office0")] {
+        let out = Command::new("ip")
+            .args(["-n", lab.netns(side), "link", "show", dev])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{dev} outlived the relay");
+    }
 }

@@ -369,6 +369,24 @@ rate = { kbit_per_s = 10000, queue_bytes = 64000 }
     }
 
     #[test]
+    fn the_example_in_the_module_docs_is_a_valid_configuration() {
+        let docs: String = include_str!("mod.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+            .collect();
+        let example = docs
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a TOML example in the module docs");
+        let config = RelayConfig::from_toml(example).unwrap();
+        assert_eq!(config.side_a.netns, "office-lhr");
+        assert_eq!(config.rules.len(), 2);
+        assert_eq!(config.rules[1].direction, Direction::AtoB);
+    }
+
+    #[test]
     fn mistakes_are_refused_with_the_rule_named() {
         let with = |rule: &str| EXAMPLE.replace("delay_ms = 12.5", rule);
         let err = RelayConfig::from_toml(&with("delay_ms = 1\nduplicate = 1.5")).unwrap_err();
