@@ -692,8 +692,16 @@ fn jitter_spreads_as_configured_and_never_reorders() {
         // The sd estimate's relative standard error is 1/√600 ≈ 4 %.
         assert!((sd / sd_expected - 1.0).abs() < 0.15, "{what}: sd {sd} ms");
         if dport == 5101 {
-            let (lo, hi) = (quantile(&owd_ms, 0.0), quantile(&owd_ms, 1.0));
-            assert!(lo >= 16.0 && hi < 25.0, "{what}: range {lo}..{hi} ms");
+            // The log's scheduled delays are exact; the measured ones carry the host's latency.
+            let scheduled = records.iter().filter_map(|r| r.delay_ns);
+            assert!(
+                scheduled
+                    .clone()
+                    .all(|d| (16_000_000..=24_000_000).contains(&d)),
+                "{what}: scheduled delays outside 20 ± 4 ms"
+            );
+            let (lo, hi) = (quantile(&owd_ms, 0.0), quantile(&owd_ms, 0.99));
+            assert!(lo >= 16.0 && hi < 24.5, "{what}: range {lo}..{hi} ms");
         }
     }
 }
@@ -1108,10 +1116,12 @@ fn scheduling_error_is_sub_millisecond() {
     if !have_root("scheduling_error_is_sub_millisecond") {
         return;
     }
+    // Jitter smaller than the spacing of frames: every frame has a due time of its own, so the
+    // lateness is the scheduler's alone (frames due together also wait for each other's writes).
     let jittered = |direction, prefix| Rule {
         jitter: Some(Jitter {
             dist: JitterDist::Uniform,
-            ms: 5.0,
+            ms: 0.4,
         }),
         ..rule(direction, prefix, 20.0)
     };
@@ -1266,4 +1276,37 @@ fn the_binary_signals_ready_forwards_and_flushes_its_log_on_sigterm() {
             .unwrap();
         assert!(!out.status.success(), "{dev} outlived the relay");
     }
+}
+
+#[test]
+fn start_fails_with_the_culprit_named_and_leaves_nothing_behind() {
+    let _serial = serial();
+    let endpoint = |netns: &str, ifname: &str| Endpoint {
+        netns: netns.into(),
+        ifname: ifname.into(),
+        mtu: 1500,
+    };
+    let missing = format!("o365rly-{}-missing", std::process::id());
+    let config = RelayConfig {
+        side_a: endpoint(&missing, "wan0"),
+        side_b: endpoint(&missing, "office0"),
+        rules: vec![],
+        seed: 0,
+        log: None,
+    };
+    let err = Relay::start(config.clone())
+        .err()
+        .expect("a relay into a missing namespace");
+    assert!(err.to_string().contains(&missing), "{err}");
+    let unwritable = RelayConfig {
+        log: Some(PathBuf::from("/nonexistent-o365rly/relay.jsonl")),
+        ..config
+    };
+    let err = Relay::start(unwritable)
+        .err()
+        .expect("a relay with an unwritable log");
+    assert!(
+        err.to_string().contains("/nonexistent-o365rly/relay.jsonl"),
+        "{err}"
+    );
 }

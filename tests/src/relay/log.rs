@@ -105,16 +105,20 @@ pub fn read_log(path: &Path) -> Result<Vec<LogRecord>, RelayError> {
 pub(crate) fn write_log(
     path: PathBuf,
     records: Receiver<LogRecord>,
-) -> std::thread::JoinHandle<Result<(), RelayError>> {
-    let file = File::create(&path);
-    std::thread::Builder::new()
+) -> Result<std::thread::JoinHandle<Result<(), RelayError>>, RelayError> {
+    // Created here, so a log that cannot be written stops the relay from starting at all.
+    let file = File::create(&path).map_err(|source| RelayError::Io {
+        what: format!("creating {}", path.display()),
+        source,
+    })?;
+    Ok(std::thread::Builder::new()
         .name("relay-log".into())
         .spawn(move || {
             let io = |source| RelayError::Io {
                 what: format!("writing {}", path.display()),
                 source,
             };
-            let mut out = BufWriter::with_capacity(1 << 16, file.map_err(io)?);
+            let mut out = BufWriter::with_capacity(1 << 16, file);
             loop {
                 match records.recv_timeout(Duration::from_millis(200)) {
                     Ok(record) => {
@@ -128,7 +132,7 @@ pub(crate) fn write_log(
             }
             out.flush().map_err(io)
         })
-        .expect("spawning the relay log thread")
+        .expect("spawning the relay log thread"))
 }
 
 #[cfg(test)]
@@ -139,7 +143,7 @@ mod tests {
     fn a_written_log_reads_back_in_arrival_order() {
         let path = std::env::temp_dir().join(format!("relay-log-{}.jsonl", std::process::id()));
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let writer = write_log(path.clone(), rx);
+        let writer = write_log(path.clone(), rx).unwrap();
         let record = |dir, seq, event| LogRecord {
             arrival_ns: 1_000 + seq,
             dir,

@@ -148,6 +148,13 @@ impl Relay {
         config.validate()?;
         let impair_ab = Impairment::new(&config.rules, Direction::AtoB, config.seed)?;
         let impair_ba = Impairment::new(&config.rules, Direction::BtoA, config.seed)?;
+        let (log_tx, log_thread) = match &config.log {
+            Some(path) => {
+                let (tx, rx) = sync_channel(LOG_BACKLOG);
+                (Some(tx), Some(log::write_log(path.clone(), rx)?))
+            }
+            None => (None, None),
+        };
         let tap = |side: &Endpoint| {
             sys::open_tap(side).map_err(|source| RelayError::Io {
                 what: format!("creating TAP {} in {:?}", side.ifname, side.netns),
@@ -157,13 +164,6 @@ impl Relay {
         let tap_a = Arc::new(tap(&config.side_a)?);
         let tap_b = Arc::new(tap(&config.side_b)?);
 
-        let (log_tx, log_thread) = match &config.log {
-            Some(path) => {
-                let (tx, rx) = sync_channel(LOG_BACKLOG);
-                (Some(tx), Some(log::write_log(path.clone(), rx)))
-            }
-            None => (None, None),
-        };
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             realtime: AtomicBool::new(true),
