@@ -56,7 +56,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub(crate) fn covers(self, way: Direction) -> bool {
+    /// Whether a rule with this direction applies to frames going `way`.
+    pub fn covers(self, way: Direction) -> bool {
         self == Direction::Both || self == way
     }
 }
@@ -102,6 +103,11 @@ impl Rule {
             duplicate: 0.0,
             rate: None,
         }
+    }
+
+    /// Whether this rule covers an IP packet to `dst` going `way` (first match wins among rules).
+    pub fn applies_to(&self, way: Direction, dst: IpAddr) -> bool {
+        self.direction.covers(way) && Prefix::parse(&self.prefix).is_ok_and(|p| p.contains(dst))
     }
 }
 
@@ -177,6 +183,14 @@ impl RelayConfig {
             source,
         })?;
         RelayConfig::from_toml(&text)
+    }
+
+    /// The rule the relay applies to an IP packet to `dst` going `way`, with its index as logged.
+    pub fn rule_for(&self, way: Direction, dst: IpAddr) -> Option<(usize, &Rule)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| rule.applies_to(way, dst))
     }
 
     pub fn to_toml(&self) -> String {
@@ -384,6 +398,17 @@ rate = { kbit_per_s = 10000, queue_bytes = 64000 }
         assert_eq!(config.side_a.netns, "office-lhr");
         assert_eq!(config.rules.len(), 2);
         assert_eq!(config.rules[1].direction, Direction::AtoB);
+        let v6: IpAddr = "2001:db8:2::1".parse().unwrap();
+        assert_eq!(
+            config.rule_for(Direction::AtoB, v6).map(|(i, _)| i),
+            Some(1)
+        );
+        assert!(config.rule_for(Direction::BtoA, v6).is_none());
+        let v4: IpAddr = "203.0.113.77".parse().unwrap();
+        assert_eq!(
+            config.rule_for(Direction::BtoA, v4).map(|(i, _)| i),
+            Some(0)
+        );
     }
 
     #[test]
