@@ -33,10 +33,15 @@
 //! # Timing
 //!
 //! Per direction, a reader thread timestamps each frame with CLOCK_MONOTONIC as it leaves the ingress
-//! TAP and a sender thread releases frames from a due-time heap: it sleeps until shortly before the
-//! earliest due time, then spins to it. Both threads ask for SCHED_FIFO (granted to root; see
-//! [`RelayHandle::realtime`]) so that other work on a busy machine cannot delay a due frame by a time
-//! slice. The log records, per frame, how late the send was.
+//! TAP, and a sender thread releases frames from a due-time heap: it sleeps until 100 µs before the
+//! earliest due time and spins to it. All of them ask for SCHED_FIFO (granted to root; see
+//! [`RelayHandle::realtime`]), so other work on a busy machine cannot delay a due frame by a time
+//! slice. On a machine with two CPUs or more, each role has a twin pinned to the other CPU: a second
+//! reader, and a backup sender that sends whatever is still waiting 100 µs after its due time. A
+//! virtual CPU descheduled by its host for milliseconds then no longer holds frames back. Locks keep
+//! frames in order whichever thread takes them. Frames due at the same instant leave one after the
+//! other, each write taking the tens of microseconds the receiving stack needs. The log records,
+//! per frame, how late the send was.
 //!
 //! # Log
 //!
