@@ -1,2 +1,0 @@
-//! Verdicts shared by agent and collector: front-door location, interception, Teams quality, score
-//! (issue 2/10).

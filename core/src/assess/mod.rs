@@ -1,0 +1,32 @@
+//! Verdicts shared by agent and collector: where the front door is and how far, how Teams media
+//! fares against Microsoft's targets (and its MOS), and the points each service scores.
+//!
+//! Everything here is a pure function of measurements, so the router that prints `o365probe check`
+//! and the collector that aggregates a thousand routers reach the same verdict from the same numbers.
+//!
+//! - [`location`]: IATA location codes, the front-door code in a CNAME chain, great-circle distance,
+//!   the nearest known place, and Microsoft's "too far" distances.
+//! - [`teams`]: Microsoft's Teams network targets and the ITU-T G.107 E-model MOS.
+//! - [`score`]: Microsoft's 0-100 curves for Exchange, SharePoint and Teams.
+
+pub mod location;
+pub mod score;
+pub mod teams;
+
+#[rustfmt::skip]
+mod location_table;
+
+pub use location::{
+    front_door_code, great_circle_km, is_far, known_locations, lookup, nearest_location, GeoPoint,
+    Location, LocationCode, Remote,
+};
+pub use score::{exchange_score, sharepoint_score, teams_score};
+pub use teams::{mos, Loss, TeamsQuality, TeamsTarget, TeamsTargets, TeamsVerdict};
+
+use crate::time::Duration;
+
+/// Microseconds in a duration, whatever the shell's tick rate, saturating instead of overflowing.
+pub(crate) fn micros(d: Duration) -> u64 {
+    let us = u128::from(d.as_ticks()) * 1_000_000 / u128::from(embassy_time::TICK_HZ);
+    u64::try_from(us).unwrap_or(u64::MAX)
+}
