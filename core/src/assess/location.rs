@@ -147,8 +147,9 @@ fn front_door_label(name: &str) -> Option<LocationCode> {
     let zone = FRONT_DOOR_ZONE.as_bytes();
     let split = name.len().checked_sub(zone.len() + 1)?;
     let (label, rest) = name.split_at(split);
-    if rest[0] != b'.' || !rest[1..].eq_ignore_ascii_case(zone) {
-        return None;
+    match rest.split_first() {
+        Some((b'.', tail)) if tail.eq_ignore_ascii_case(zone) => {}
+        _ => return None,
     }
     match label {
         [a, b, c, b'-', suffix @ ..] if !suffix.is_empty() && !suffix.contains(&b'.') => {
@@ -160,9 +161,8 @@ fn front_door_label(name: &str) -> Option<LocationCode> {
 }
 
 /// Great-circle distance in km between two points, by the haversine formula on a sphere of
-/// [`EARTH_RADIUS_KM`]. The central angle is taken as `2 atan2(sqrt(h), sqrt(1 - h))` rather than
-/// `2 asin(sqrt(h))`, which loses precision near the antipodes; the haversine itself is well
-/// conditioned for short distances, unlike the spherical law of cosines.
+/// [`EARTH_RADIUS_KM`]: well conditioned for the short distances that matter here (an office and its
+/// front door), where the spherical law of cosines loses metres to rounding.
 pub fn great_circle_km(a: GeoPoint, b: GeoPoint) -> f64 {
     let h = haversine(a, b).clamp(0.0, 1.0);
     2.0 * EARTH_RADIUS_KM * libm::atan2(libm::sqrt(h), libm::sqrt(1.0 - h))
