@@ -232,7 +232,8 @@ pub fn mos(q: &TeamsQuality) -> f32 {
     r_to_mos(r_factor(mouth_to_ear(q, &codec), q.loss, &codec)) as f32
 }
 
-/// G.107 section 7, Table 3: the default values of every E-model parameter that we do not measure.
+/// G.107's table of default values ("Default values and permitted ranges for the parameters"), for
+/// every E-model parameter that we do not measure.
 mod default {
     pub const SLR: f64 = 8.0; // send loudness rating, dB
     pub const RLR: f64 = 2.0; // receive loudness rating, dB
@@ -267,7 +268,7 @@ pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
     let t = super::micros(ta) as f64 / 1000.0;
     let tr = 2.0 * t;
 
-    // 7.2: basic signal-to-noise ratio Ro.
+    // Basic signal-to-noise ratio Ro.
     let olr = SLR + RLR;
     let nfo = NFOR + RLR;
     let pre = PR + 10.0 * log10(1.0 + pow(10.0, (10.0 - LSTR) / 10.0));
@@ -283,7 +284,7 @@ pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
         );
     let ro = 15.0 - 1.5 * (SLR + no);
 
-    // 7.3: simultaneous impairment Is = Iolr + Ist + Iq.
+    // Simultaneous impairment factor Is = Iolr + Ist + Iq.
     let xolr = olr + 0.2 * (64.0 + no - RLR);
     let iolr = 20.0 * (pow(1.0 + pow(xolr / 8.0, 8.0), 1.0 / 8.0) - xolr / 8.0);
     let stmro =
@@ -299,7 +300,7 @@ pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
     let iq = 15.0 * log10(1.0 + pow(10.0, y) + pow(10.0, z));
     let is = iolr + ist + iq;
 
-    // 7.4: delay impairment Id = Idte + Idle + Idd.
+    // Delay impairment factor Id = Idte + Idle + Idd.
     let idte = if t < 1.0 {
         // Below 1 ms the talker's echo is heard as sidetone, which Ist already covers.
         0.0
@@ -322,7 +323,7 @@ pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
     };
     let id = idte + idle + idd;
 
-    // 7.5: effective equipment impairment with packet loss.
+    // Effective equipment impairment factor Ie,eff under random packet loss.
     let ppl = loss.percent();
     let ie_eff = codec.ie + (95.0 - codec.ie) * ppl / (ppl / BURST_R + codec.bpl);
 
@@ -385,7 +386,7 @@ mod tests {
         assert_eq!(Loss::from_counts(u32::MAX, u32::MAX), Some(Loss::ALL));
     }
 
-    /// G.107 section 7.7: with every parameter at its default, R = 93.2. Our inputs at zero delay
+    /// G.107, "Default values": with every parameter at its default, R = 93.2. Our inputs at zero delay
     /// and zero loss are exactly the defaults (Ta = T = Tr = 0, Ie = 0, Ppl = 0).
     #[test]
     fn default_parameters_give_the_published_r_93_2() {
@@ -435,7 +436,7 @@ mod tests {
         }
     }
 
-    /// G.107 7.5: Ie,eff = Ie + (95 - Ie) Ppl / (Ppl / BurstR + Bpl). With G.711+PLC (Ie 0, Bpl 25.1)
+    /// G.107, "Equipment impairment factor": Ie,eff = Ie + (95 - Ie) Ppl / (Ppl / BurstR + Bpl). With G.711+PLC (Ie 0, Bpl 25.1)
     /// random loss of 1 % costs 95 / 26.1 = 3.64 points, and loss equal to Bpl costs half of 95.
     #[test]
     fn loss_impairment_follows_g107() {
