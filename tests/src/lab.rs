@@ -179,7 +179,7 @@ impl Office {
             self.spec
                 .relay
                 .iter()
-                .find(|r| covers(r.direction, way) && prefix_contains(&r.prefix, addr))
+                .find(|r| r.applies_to(way, addr))
                 .map_or(0.0, |r| r.delay_ms)
         };
         delay(Direction::AtoB, dst) + delay(Direction::BtoA, back_to)
@@ -239,30 +239,6 @@ impl Office {
     }
 }
 
-fn covers(rule: Direction, way: Direction) -> bool {
-    rule == Direction::Both || rule == way
-}
-
-fn prefix_contains(prefix: &str, addr: IpAddr) -> bool {
-    let (net, len) = prefix.split_once('/').unwrap_or((prefix, ""));
-    let Ok(net) = net.parse::<IpAddr>() else {
-        return false;
-    };
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let len: u32 = len.parse().unwrap_or(32);
-            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let len: u32 = len.parse().unwrap_or(128);
-            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
-}
-
 /// A running lab. Dropping it tears everything down.
 #[derive(Debug)]
 pub struct Lab {
@@ -296,7 +272,7 @@ impl Lab {
         }
         check_tools()?;
         install_handlers();
-        sweep_stale();
+        let _ = remove_stale();
 
         let specs: Vec<(String, OfficeSpec)> = scenarios
             .iter()
@@ -485,14 +461,29 @@ impl Lab {
         // Peers first (they only need the internet's loopback), relays while they start.
         let logs = self.dir.join("logs");
         mkdir(&logs)?;
-        let peers = peers::prepare(&self.dir, pki, &self.resolvers)?;
-        netns::run({
-            let argv = peers::squid_certgen_init(&self.dir);
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        })?;
-        give_to_proxy_user(&peers::squid_dir(&self.dir));
+        let middleboxes: Vec<peers::MiddleboxSite> = self
+            .offices
+            .iter()
+            .filter_map(|o| {
+                Some(peers::MiddleboxSite {
+                    office: o.name(),
+                    index: o.index,
+                    kind: o.spec.middlebox?,
+                    resolver: o.resolver,
+                })
+            })
+            .collect();
+        let peers = peers::prepare(&self.dir, pki, &self.resolvers, &middleboxes)?;
+        for peer in &peers {
+            for argv in &peer.setup {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                netns::run(c)?;
+            }
+            if let Some(dir) = &peer.proxy_user_dir {
+                give_to_proxy_user(dir);
+            }
+        }
         for peer in &peers {
             let mut cmd = self.internet.command(&peer.argv[0]);
             cmd.args(&peer.argv[1..]).stdin(Stdio::null());
@@ -527,6 +518,13 @@ impl Lab {
                 "addr add {}/64 dev {ifname} nodad",
                 office.gateway_v6
             ));
+            if office.egress.backhauled {
+                // Replies to the head-office address are routed before NAT turns them back into
+                // replies to the office: without a route they would be dropped as unroutable.
+                let (e4, e6) = (office.egress.v4, office.egress.v6);
+                inet.push(format!("route add {e4}/32 via {} dev {ifname}", office.v4));
+                inet.push(format!("route add {e6}/128 via {} dev {ifname}", office.v6));
+            }
             netns::ip_batch(
                 Some(&office.netns),
                 &[
@@ -655,15 +653,13 @@ impl Lab {
         let (mut pre, mut filter, mut nat) = (String::new(), String::new(), String::new());
         for o in &self.offices {
             let i = o.internet_ifname();
+            let (tls, http, _) = peers::middlebox_ports(o.index);
             match o.spec.middlebox {
                 Some(Middlebox::TlsInspection) => pre.push_str(&format!(
-                    "    iifname \"{i}\" tcp dport 443 redirect to :{}\n",
-                    peers::INSPECT_TLS_PORT
+                    "    iifname \"{i}\" tcp dport 443 redirect to :{tls}\n"
                 )),
                 Some(Middlebox::SniFilter) => pre.push_str(&format!(
-                    "    iifname \"{i}\" tcp dport 443 redirect to :{}\n    iifname \"{i}\" tcp dport 80 redirect to :{}\n",
-                    peers::FILTER_TLS_PORT,
-                    peers::FILTER_HTTP_PORT
+                    "    iifname \"{i}\" tcp dport 443 redirect to :{tls}\n    iifname \"{i}\" tcp dport 80 redirect to :{http}\n"
                 )),
                 None => {}
             }
@@ -1137,10 +1133,10 @@ fn owner(name: &str) -> Option<i32> {
     name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()
 }
 
-/// Removes namespaces and directories left by lab processes that no longer exist.
-fn sweep_stale() {
-    let dead = |name: &str| owner(name).is_some_and(|pid| !netns::alive(pid));
-    let _ = remove_matching(&dead);
+/// Removes namespaces and directories left by lab processes that no longer exist (every lab start
+/// does this first). Returns the removed namespaces.
+pub fn remove_stale() -> Result<Vec<String>, LabError> {
+    remove_matching(&|name: &str| owner(name).is_some_and(|pid| !netns::alive(pid)))
 }
 
 /// Removes every lab namespace whose name starts with `prefix` (any owner but this process), the
@@ -1261,20 +1257,5 @@ mod tests {
         assert_eq!(owner("o365lab-1234-17-london-good"), Some(1234));
         assert_eq!(owner("o365lab-pki-00ff"), None);
         assert_eq!(owner("other-1234-0"), None);
-    }
-
-    #[test]
-    fn prefixes_contain_what_they_should() {
-        assert!(prefix_contains(
-            "198.51.100.10/32",
-            "198.51.100.10".parse().unwrap()
-        ));
-        assert!(!prefix_contains(
-            "198.51.100.10/32",
-            "198.51.100.11".parse().unwrap()
-        ));
-        assert!(prefix_contains("0.0.0.0/0", "203.0.113.9".parse().unwrap()));
-        assert!(prefix_contains("::/0", "2001:db8::1".parse().unwrap()));
-        assert!(!prefix_contains("::/0", "192.0.2.1".parse().unwrap()));
     }
 }

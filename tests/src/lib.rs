@@ -24,7 +24,9 @@ pub mod relay;
 pub mod scenario;
 pub mod world;
 
-pub use lab::{down_all, status, unavailable, Egress, Lab, LabOptions, LabStatus, Office};
+pub use lab::{
+    down_all, remove_stale, status, unavailable, Egress, Lab, LabOptions, LabStatus, Office,
+};
 pub use netns::Netns;
 pub use scenario::{Finding, Middlebox, OfficeSpec, ProxyMode, Scenario};
 

@@ -154,9 +154,12 @@ fn pids_in(ino: u64) -> Vec<i32> {
         .collect()
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid runs (a zombie does not: it only waits to be reaped).
 pub(crate) fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 type Job = Box<dyn FnOnce() + Send>;

@@ -10,30 +10,47 @@
 //! - nginx: the front doors, the Teams relays' TLS side and the web endpoint, over HTTP and HTTPS with
 //!   the lab's Microsoft-like chain.
 //! - coturn: STUN on UDP (and TCP) 3478-3481 at every front door and the Teams anycast address.
-//! - squid: the explicit proxy (open, and with 407), the 403 endpoint, and the transparent
-//!   middleboxes (ssl-bump inspection, SNI filter).
+//! - squid: the explicit proxy (open, and with 407) and the 403 endpoint; and one more instance per
+//!   office with a transparent middlebox (ssl-bump inspection, or an SNI filter).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::pki::{Pki, LEAF_NAMES};
+use crate::scenario::Middlebox;
 use crate::world::{self, FrontDoor, Resolver, FRONT_DOORS, RESOLVERS};
 use crate::LabError;
 
-/// Ports the middleboxes listen on inside the internet namespace (traffic reaches them through
-/// nftables redirects, never directly).
-pub(crate) const INSPECT_TLS_PORT: u16 = 3131;
-pub(crate) const FILTER_HTTP_PORT: u16 = 3132;
-pub(crate) const FILTER_TLS_PORT: u16 = 3133;
+/// The ports office `k`'s middlebox listens on for TLS and HTTP inside the internet namespace
+/// (traffic reaches them through nftables redirects, never directly), and the loopback port squid
+/// insists on having as a forward proxy.
+pub(crate) fn middlebox_ports(k: usize) -> (u16, u16, u16) {
+    let base = 3200 + 3 * k as u16;
+    (base, base + 1, base + 2)
+}
 
-/// A peer to start: its command line (run inside the internet namespace) and the TCP addresses that
-/// accept connections once it is ready.
+/// A peer to start: its command line (run inside the internet namespace), what must run before it,
+/// and the TCP addresses that accept connections once it is ready.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub name: String,
     pub argv: Vec<String>,
     pub ready: Vec<SocketAddr>,
+    /// Commands to run (in the lab's own namespace) before starting it.
+    pub setup: Vec<Vec<String>>,
+    /// A directory its unprivileged helpers (squid's run as `proxy`) must be able to write.
+    pub proxy_user_dir: Option<PathBuf>,
+}
+
+/// A transparent box in one office's path.
+pub(crate) struct MiddleboxSite<'a> {
+    pub office: &'a str,
+    pub index: usize,
+    pub kind: Middlebox,
+    /// The office's resolver: the box must resolve names as the office does, or squid's check that
+    /// the SNI names the destination address fails (409).
+    pub resolver: &'a Resolver,
 }
 
 /// Writes every peer's configuration under `dir` and returns the peers to start.
@@ -41,13 +58,17 @@ pub(crate) fn prepare(
     dir: &Path,
     pki: &Pki,
     resolvers: &[&Resolver],
+    middleboxes: &[MiddleboxSite],
 ) -> Result<Vec<Peer>, LabError> {
     let mut peers = vec![knot(dir)?];
     for r in resolvers {
         peers.push(unbound(dir, r)?);
     }
     peers.push(nginx(dir, pki)?);
-    peers.push(squid(dir, pki)?);
+    peers.push(proxy(dir)?);
+    for m in middleboxes {
+        peers.push(middlebox(dir, pki, m)?);
+    }
     for port in [3478, 3480] {
         peers.push(coturn(dir, port));
     }
@@ -271,6 +292,8 @@ fn knot(dir: &Path) -> Result<Peer, LabError> {
         name: "knot".into(),
         argv: vec!["knotd".into(), "-c".into(), s(&path)],
         ready: vec![sock(world::AUTHORITATIVE_V4, 53)],
+        setup: Vec::new(),
+        proxy_user_dir: None,
     })
 }
 
@@ -310,6 +333,8 @@ fn unbound(dir: &Path, r: &Resolver) -> Result<Peer, LabError> {
         name: format!("unbound-{}", r.name),
         argv: vec!["unbound".into(), "-d".into(), "-c".into(), s(&path)],
         ready: vec![sock(r.listen_v4, 53)],
+        setup: Vec::new(),
+        proxy_user_dir: None,
     })
 }
 
@@ -423,95 +448,147 @@ fn nginx(dir: &Path, pki: &Pki) -> Result<Peer, LabError> {
             sock(world::WEB_V4, 80),
             sock(FRONT_DOORS[FRONT_DOORS.len() - 1].v4, 443),
         ],
+        setup: Vec::new(),
+        proxy_user_dir: None,
     })
 }
 
-/// Squid's directory; its helpers run as the proxy user and must be able to write here.
-pub(crate) fn squid_dir(dir: &Path) -> PathBuf {
-    dir.join("squid")
+/// Settings every squid instance shares: files in its own directory, no cache, no disk, and a
+/// silent box (no Via, no X-Cache) so that only what a scenario means it to show shows.
+fn squid_common(q: &Path, resolver: &Resolver) -> String {
+    format!(
+        "pid_filename {q}/squid.pid\ncache_log /dev/stderr\naccess_log stdio:{q}/access.log\n\
+         cache_store_log none\ncache deny all\ncache_mem 4 MB\ncoredump_dir {q}\n\
+         netdb_filename none\npinger_enable off\nshutdown_lifetime 0 seconds\nlogfile_rotate 0\n\
+         dns_nameservers {}\nvia off\nforwarded_for delete\n\
+         reply_header_access X-Cache deny all\nreply_header_access X-Cache-Lookup deny all\n",
+        resolver.listen_v4,
+        q = s(q)
+    )
 }
 
-/// The command that initialises ssl-bump's certificate database (run before squid starts).
-pub(crate) fn squid_certgen_init(dir: &Path) -> Vec<String> {
+/// A squid service name unique to this lab and instance (letters and digits only): it keeps
+/// concurrent instances' shared memory and IPC apart.
+fn service_name(dir: &Path, instance: &str) -> String {
+    let lab = dir
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("{lab}{instance}")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// Squid's command line.
+fn squid_argv(conf: &Path, service: String) -> Vec<String> {
     vec![
-        "/usr/lib/squid/security_file_certgen".into(),
-        "-c".into(),
-        "-s".into(),
-        s(&squid_dir(dir).join("ssl_db")),
-        "-M".into(),
-        "4MB".into(),
+        "squid".into(),
+        "-N".into(),
+        "-n".into(),
+        service,
+        "-f".into(),
+        s(conf),
     ]
 }
 
-fn squid(dir: &Path, pki: &Pki) -> Result<Peer, LabError> {
-    let q = squid_dir(dir);
+/// The explicit proxy in London (open on 3128, 407 on 3129) and the 403 web endpoint.
+fn proxy(dir: &Path) -> Result<Peer, LabError> {
+    let q = dir.join("squid");
     let htpasswd = q.join("htpasswd");
     let hash = apr1(world::PROXY_PASSWORD)?;
     write(&htpasswd, &format!("{}:{hash}\n", world::PROXY_USER))?;
     let resolver = world::resolver_named(world::PROXY_RESOLVER).unwrap_or(&RESOLVERS[0]);
-    let mut conf = String::new();
+    let mut conf = squid_common(&q, resolver);
     let _ = write!(
         conf,
-        "pid_filename {q}/squid.pid\ncache_log {q}/cache.log\naccess_log stdio:{q}/access.log\n\
-         cache_store_log none\ncache deny all\ncache_mem 4 MB\ncoredump_dir {q}\n\
-         netdb_filename none\npinger_enable off\nshutdown_lifetime 0 seconds\nlogfile_rotate 0\n\
-         visible_hostname proxy.contoso.example\ndns_nameservers {}\n\
+        "visible_hostname proxy.contoso.example\n\
          http_port {}:{open} name=open\nhttp_port [{}]:{open} name=open\n\
          http_port {}:{auth} name=auth\nhttp_port [{}]:{auth} name=auth\n\
          http_port {}:80 accel defaultsite=blocked.contoso.example name=forbidden\n\
          http_port [{}]:80 accel defaultsite=blocked.contoso.example name=forbidden\n\
-         http_port {FILTER_HTTP_PORT} intercept name=filter_http\n\
-         https_port {INSPECT_TLS_PORT} intercept ssl-bump tls-cert={ca} tls-key={key} generate-host-certificates=on dynamic_cert_mem_cache_size=4MB name=inspect\n\
-         https_port {FILTER_TLS_PORT} intercept ssl-bump tls-cert={ca} tls-key={key} generate-host-certificates=on dynamic_cert_mem_cache_size=4MB name=filter_tls\n\
-         sslcrtd_program /usr/lib/squid/security_file_certgen -s {q}/ssl_db -M 4MB\n\
-         sslcrtd_children 2 startup=1 idle=1\n\
-         tls_outgoing_options cafile={root}\n\
          auth_param basic program /usr/lib/squid/basic_ncsa_auth {htpasswd}\n\
          auth_param basic children 1 startup=1 idle=1\nauth_param basic realm Contoso proxy\n\
          acl port_open myportname open\nacl port_auth myportname auth\n\
-         acl port_inspect myportname inspect\nacl port_filter_tls myportname filter_tls\n\
-         acl port_filter_http myportname filter_http\n\
          acl authenticated proxy_auth REQUIRED\n\
-         acl filtered dstdomain {suffix}\nacl filtered_sni ssl::server_name {suffix}\n\
-         acl step1 at_step SslBump1\n\
-         ssl_bump peek step1\n\
-         ssl_bump terminate port_filter_tls filtered_sni\n\
-         ssl_bump splice port_filter_tls\n\
-         ssl_bump stare port_inspect\n\
-         ssl_bump bump port_inspect\n\
          http_access allow port_open\n\
          http_access allow port_auth authenticated\n\
-         http_access deny port_filter_http filtered\n\
-         http_access allow port_filter_http\n\
-         http_access allow port_inspect\n\
-         http_access deny all\n\
-         via off\nforwarded_for delete\n\
-         reply_header_access X-Cache deny all\nreply_header_access X-Cache-Lookup deny all\n",
-        resolver.listen_v4,
+         http_access deny all\n",
         world::PROXY_V4,
         world::PROXY_V6,
         world::PROXY_V4,
         world::PROXY_V6,
         world::WEB_FORBIDDEN_V4,
         world::WEB_FORBIDDEN_V6,
-        q = s(&q),
         open = world::PROXY_OPEN_PORT,
         auth = world::PROXY_AUTH_PORT,
-        ca = s(&pki.inspection_ca()),
-        key = s(&pki.inspection_key()),
-        root = s(&pki.root()),
         htpasswd = s(&htpasswd),
-        suffix = world::FILTERED_SUFFIX,
     );
     let path = q.join("squid.conf");
     write(&path, &conf)?;
     Ok(Peer {
         name: "squid".into(),
-        argv: vec!["squid".into(), "-N".into(), "-f".into(), s(&path)],
+        argv: squid_argv(&path, service_name(dir, "p")),
         ready: vec![
             sock(world::PROXY_V4, world::PROXY_OPEN_PORT),
             sock(world::WEB_FORBIDDEN_V4, 80),
         ],
+        setup: Vec::new(),
+        proxy_user_dir: Some(q),
+    })
+}
+
+/// One office's transparent middlebox: ssl-bump re-signing everything with the inspection CA, or
+/// peek-and-splice cutting TLS to the filtered names (and 403 for their HTTP).
+fn middlebox(dir: &Path, pki: &Pki, m: &MiddleboxSite) -> Result<Peer, LabError> {
+    let q = dir.join(format!("middlebox-{}", m.office));
+    let (tls, http, forward) = middlebox_ports(m.index);
+    let mut conf = squid_common(&q, m.resolver);
+    let _ = write!(
+        conf,
+        "visible_hostname firewall.{office}.contoso.example\n\
+         http_port 127.0.0.1:{forward}\n\
+         http_port {http} intercept\n\
+         https_port {tls} intercept ssl-bump tls-cert={ca} tls-key={key} generate-host-certificates=on dynamic_cert_mem_cache_size=4MB\n\
+         sslcrtd_program /usr/lib/squid/security_file_certgen -s {q}/ssl_db -M 4MB\n\
+         sslcrtd_children 2 startup=1 idle=1\n\
+         tls_outgoing_options cafile={root}\n\
+         acl step1 at_step SslBump1\n\
+         acl filtered dstdomain {suffix}\nacl filtered_sni ssl::server_name {suffix}\n\
+         ssl_bump peek step1\n",
+        office = m.office,
+        q = s(&q),
+        ca = s(&pki.inspection_ca()),
+        key = s(&pki.inspection_key()),
+        root = s(&pki.root()),
+        suffix = world::FILTERED_SUFFIX,
+    );
+    conf.push_str(match m.kind {
+        // Stare so the forged certificate mimics the real one's names, then bump.
+        Middlebox::TlsInspection => {
+            "ssl_bump stare all\nssl_bump bump all\nhttp_access allow all\n"
+        }
+        Middlebox::SniFilter => {
+            "ssl_bump terminate filtered_sni\nssl_bump splice all\n\
+             http_access deny filtered\nhttp_access allow all\n"
+        }
+    });
+    let path = q.join("squid.conf");
+    write(&path, &conf)?;
+    let loopback = std::net::Ipv4Addr::LOCALHOST;
+    Ok(Peer {
+        name: format!("middlebox-{}", m.office),
+        argv: squid_argv(&path, service_name(dir, &format!("m{}", m.index))),
+        ready: vec![sock(loopback, tls), sock(loopback, http)],
+        setup: vec![vec![
+            "/usr/lib/squid/security_file_certgen".into(),
+            "-c".into(),
+            "-s".into(),
+            s(&q.join("ssl_db")),
+            "-M".into(),
+            "4MB".into(),
+        ]],
+        proxy_user_dir: Some(q),
     })
 }
 
@@ -570,5 +647,7 @@ fn coturn(dir: &Path, port: u16) -> Peer {
         name: format!("coturn-{port}"),
         argv,
         ready: vec![sock(world::TEAMS_ANYCAST_V4, port)],
+        setup: Vec::new(),
+        proxy_user_dir: None,
     }
 }
