@@ -10,7 +10,14 @@ pub fn run_ci(fuzz_seconds: u64) -> Result<()> {
     for manifest in ["firmware/Cargo.toml", "fuzz/Cargo.toml"] {
         exec(cargo().args(["fmt", "--check", "--manifest-path", manifest]))?;
     }
-    exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    exec(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     exec(cargo().args(["test", "--workspace"]))?;
     cross::nostd()?;
     fuzz::run(&["--seconds".into(), fuzz_seconds.to_string()])?;
@@ -24,7 +31,10 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--fuzz-seconds" => {
-                fuzz_seconds = it.next().context("--fuzz-seconds needs a number")?.parse()?;
+                fuzz_seconds = it
+                    .next()
+                    .context("--fuzz-seconds needs a number")?
+                    .parse()?;
             }
             other => anyhow::bail!("unknown ci option `{other}`"),
         }

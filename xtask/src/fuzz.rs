@@ -17,7 +17,11 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => {
-                seconds = it.next().context("--seconds needs a number")?.parse().context("--seconds")?
+                seconds = it
+                    .next()
+                    .context("--seconds needs a number")?
+                    .parse()
+                    .context("--seconds")?
             }
             t if TARGETS.contains(&t) => targets.push(t.to_string()),
             other => bail!("unknown fuzz option or target `{other}` (targets: {TARGETS:?})"),
@@ -51,7 +55,9 @@ fn one(target: &str, seconds: u64) -> Result<u64> {
         .arg("-print_final_stats=1")
         .stderr(Stdio::piped());
     eprintln!("$ cargo fuzz run -s none {target} ({seconds} s)");
-    let out = cmd.output().context("cannot start cargo fuzz (cargo xtask setup installs it)")?;
+    let out = cmd
+        .output()
+        .context("cannot start cargo fuzz (cargo xtask setup installs it)")?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         eprintln!("{err}");

@@ -42,7 +42,11 @@ fn installed(pkg: &str) -> bool {
 }
 
 fn apt() -> Result<()> {
-    let missing: Vec<&str> = APT.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = APT
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -53,8 +57,10 @@ fn apt() -> Result<()> {
     // A stale or half-synced mirror index for one architecture makes `apt-get update` exit 100 while
     // the rest of the index is fine: go on and let the install say whether it worked.
     let _ = exec(Command::new("apt-get").args(["update", "-q"]));
-    exec(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing))
+    exec(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )
 }

@@ -6,7 +6,10 @@ use std::process::Command;
 
 /// The workspace root (the parent of xtask/).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
 }
 
 /// The cargo that runs us (rustup's), not whatever `cargo` is first on PATH.
@@ -18,13 +21,17 @@ pub fn cargo() -> Command {
 
 /// The workspace's target directory (CARGO_TARGET_DIR if set).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Runs a command to completion, echoing it, and fails with its exit status.
 pub fn exec(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", show(cmd));
-    let status = cmd.status().with_context(|| format!("cannot start {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", show(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", show(cmd));
     }
