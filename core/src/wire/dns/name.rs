@@ -100,8 +100,12 @@ impl Name {
     /// The name in dotted form without the final dot, letter case as read; empty for the root.
     pub fn as_str(&self) -> &str {
         // Only printable ASCII is ever stored, so this is always valid UTF-8.
-        str::from_utf8(self.text.get(..usize::from(self.len)).unwrap_or_default())
-            .unwrap_or_default()
+        str::from_utf8(self.octets()).unwrap_or_default()
+    }
+
+    /// The text as octets (no UTF-8 check: comparisons run often while following chains).
+    fn octets(&self) -> &[u8] {
+        self.text.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     /// Whether this is the root name.
@@ -128,7 +132,7 @@ impl Name {
     /// Whether this name is `suffix` or lies under it, label by label, ignoring ASCII case
     /// (`LHR-efz.ms-acdc.office.com` is under `ms-acdc.office.com`, `xoffice.com` is not under `office.com`).
     pub fn is_subdomain_of(&self, suffix: &Name) -> bool {
-        let (me, sfx) = (self.as_str().as_bytes(), suffix.as_str().as_bytes());
+        let (me, sfx) = (self.octets(), suffix.octets());
         if sfx.is_empty() {
             return true;
         }
@@ -151,7 +155,7 @@ impl Name {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        self.as_str().eq_ignore_ascii_case(other.as_str())
+        self.octets().eq_ignore_ascii_case(other.octets())
     }
 }
 
@@ -160,7 +164,7 @@ impl Eq for Name {}
 impl core::hash::Hash for Name {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
         // Consistent with the case-insensitive `Eq`.
-        for b in self.as_str().bytes() {
+        for b in self.octets() {
             state.write_u8(b.to_ascii_lowercase());
         }
         state.write_u8(0);
