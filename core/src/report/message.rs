@@ -67,7 +67,8 @@ impl Message {
     pub(super) fn validate(&self) -> Result<()> {
         match self {
             Self::Manifest(m) => m.validate(),
-            Self::Results(_) | Self::Ack(_) => Ok(()),
+            Self::Results(r) => r.validate(),
+            Self::Ack(_) => Ok(()),
         }
     }
 }

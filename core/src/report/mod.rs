@@ -31,11 +31,11 @@ pub use frame::{
 pub use manifest::{Manifest, Target, MAX_HOST_LEN, MAX_MANIFEST_TARGETS, MAX_PORTS, MAX_TARGETS};
 pub use message::Message;
 pub use results::{
-    DnsAnswer, DnsSummary, DownloadSummary, Hop, HttpSummary, HttpVerdict, LocationCode,
-    PathSummary, ResolverIdentity, Results, Rtt, StunSummary, TcpFailures, TcpSummary, TlsSummary,
-    TlsVerdict, MAX_DNS_ADDRESSES, MAX_DNS_SUMMARIES, MAX_DOWNLOAD_SUMMARIES, MAX_HOPS,
-    MAX_HTTP_SUMMARIES, MAX_ISSUER_CN_LEN, MAX_PATH_SUMMARIES, MAX_RESOLVER_IDENTITIES,
-    MAX_STUN_SUMMARIES, MAX_TCP_SUMMARIES, MAX_TLS_SUMMARIES,
+    DnsAnswer, DnsSummary, DownloadSummary, Hop, HttpSummary, HttpVerdict, PathSummary,
+    ResolverIdentity, Results, Rtt, StunSummary, TcpFailures, TcpSummary, TlsSummary, TlsVerdict,
+    MAX_DNS_ADDRESSES, MAX_DNS_SUMMARIES, MAX_DOWNLOAD_SUMMARIES, MAX_HOPS, MAX_HTTP_SUMMARIES,
+    MAX_ISSUER_CN_LEN, MAX_PATH_SUMMARIES, MAX_RESOLVER_IDENTITIES, MAX_STUN_SUMMARIES,
+    MAX_TCP_SUMMARIES, MAX_TLS_SUMMARIES,
 };
 
 /// Why a frame cannot be sealed or opened.
@@ -57,7 +57,7 @@ pub enum Error {
     /// a list longer than its bound, an unknown enum value.
     Body,
     /// The message breaks a rule of the spec that its types cannot express (a manifest chunk that
-    /// runs past the manifest's total).
+    /// runs past the manifest's total, a front-door code that is not three upper-case letters).
     Invalid,
     /// The caller's output or scratch buffer cannot hold the frame or body.
     BufferTooSmall,

@@ -1,6 +1,7 @@
 //! The results of one probe cycle: per-target summaries grouped by probe kind, so a result carries no tag
 //! of its own, and every duration in microseconds as a varint (SPEC.md, "Results").
 
+use crate::assess::LocationCode;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use heapless::{String, Vec};
@@ -80,6 +81,21 @@ impl Results {
     /// [`super::MAX_FRAME_LEN`].
     pub fn sealed_len(&self) -> super::Result<usize> {
         Ok(super::OVERHEAD + super::message::encoded_len(self)?)
+    }
+
+    /// Front-door codes must be three upper-case ASCII letters: `LocationCode`'s serde form is any three
+    /// bytes, and its table lookups assume letters.
+    pub(super) fn validate(&self) -> super::Result<()> {
+        let canonical = |code: &LocationCode| LocationCode::parse(code.as_str()) == Some(*code);
+        let mut codes = self
+            .dns
+            .iter()
+            .filter_map(|d| d.answer.as_ref()?.front_door);
+        if codes.all(|code| canonical(&code)) {
+            Ok(())
+        } else {
+            Err(super::Error::Invalid)
+        }
     }
 }
 
@@ -187,57 +203,6 @@ pub struct TcpFailures {
     pub unreachable: u8,
 }
 
-/// A front-door location code: the three letters (an IATA airport code) leading the name a Microsoft 365
-/// CNAME chain ends in, as `LHR` in `LHR-efz.ms-acdc.office.com`. Always upper case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "[u8; 3]", into = "[u8; 3]")]
-pub struct LocationCode([u8; 3]);
-
-impl LocationCode {
-    /// The code in `letters` (three ASCII letters, any case; resolvers may change the case of names).
-    pub fn new(letters: &[u8]) -> Option<Self> {
-        match *letters {
-            [a, b, c] if letters.iter().all(u8::is_ascii_alphabetic) => Some(Self([
-                a.to_ascii_uppercase(),
-                b.to_ascii_uppercase(),
-                c.to_ascii_uppercase(),
-            ])),
-            _ => None,
-        }
-    }
-
-    /// The code, e.g. `"LHR"`.
-    pub fn as_str(&self) -> &str {
-        // Three ASCII letters by construction.
-        core::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl TryFrom<[u8; 3]> for LocationCode {
-    type Error = &'static str;
-
-    fn try_from(bytes: [u8; 3]) -> Result<Self, Self::Error> {
-        // Only the canonical (upper-case) form decodes, so decoding and encoding again give the same bytes.
-        if bytes.iter().all(u8::is_ascii_uppercase) {
-            Ok(Self(bytes))
-        } else {
-            Err("location code is not three upper-case ASCII letters")
-        }
-    }
-}
-
-impl From<LocationCode> for [u8; 3] {
-    fn from(code: LocationCode) -> Self {
-        code.0
-    }
-}
-
-impl fmt::Display for LocationCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// DNS resolution of one target name through the office's resolver in one cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DnsSummary {
@@ -256,7 +221,7 @@ pub struct DnsAnswer {
     pub rtt_us: u32,
     /// The response code (RFC 1035 §4.1.1, extended by EDNS: RFC 6891 §6.1.3); 0 is NOERROR.
     pub rcode: u16,
-    /// The front-door location code found in the CNAME chain, if any.
+    /// The front-door location code found in the CNAME chain (`crate::assess::front_door_code`), if any.
     pub front_door: Option<LocationCode>,
     /// The first addresses of the answer, in answer order.
     pub addresses: Vec<IpAddr, MAX_DNS_ADDRESSES>,
