@@ -156,13 +156,11 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// Splits one DNS message off the front of a TCP byte stream (RFC 1035 4.2.2): `Some((message, rest))`
 /// once the length prefix and the whole message have arrived, `None` while more octets are needed.
 pub fn split_tcp(stream: &[u8]) -> Option<(&[u8], &[u8])> {
-    let prefix = stream.get(..TCP_PREFIX_LEN)?;
-    let len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
-    let body = stream.get(TCP_PREFIX_LEN..)?;
-    if body.len() < len {
+    let [hi, lo, body @ ..] = stream else {
         return None;
-    }
-    Some(body.split_at(len))
+    };
+    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+    (body.len() >= len).then(|| body.split_at(len))
 }
 
 /// Writes a message as it goes on a TCP stream: the two-octet length, then the message that `emit`
