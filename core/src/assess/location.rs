@@ -43,19 +43,22 @@ impl LocationCode {
 
     /// The known location with this code.
     pub fn location(self) -> Option<Location> {
-        table::CODES.binary_search(&self.packed()).ok().map(row)
+        let packed = self.packed()?;
+        table::CODES.binary_search(&packed).ok().map(row)
     }
 
     /// Whether the table knows this code.
     pub fn is_known(self) -> bool {
-        table::CODES.binary_search(&self.packed()).is_ok()
+        self.location().is_some()
     }
 
-    /// Base-26 packing, as the generated table stores codes.
-    fn packed(self) -> u16 {
-        self.0
-            .iter()
-            .fold(0, |acc, &c| acc * 26 + u16::from(c - b'A'))
+    /// Base-26 packing, as the generated table stores codes; `None` unless three upper-case letters (a
+    /// code decoded from a report is any three bytes until checked).
+    fn packed(self) -> Option<u16> {
+        self.0.iter().try_fold(0, |acc, &c| {
+            c.is_ascii_uppercase()
+                .then(|| acc * 26 + u16::from(c - b'A'))
+        })
     }
 
     fn unpack(v: u16) -> Self {
@@ -461,5 +464,23 @@ mod tests {
             lookup("JFK").unwrap().point(),
         );
         assert!(is_far(Remote::Resolver, d), "{d}");
+    }
+}
+
+#[cfg(test)]
+mod decoded_code_tests {
+    use super::*;
+
+    /// A report decodes a front-door code as any three bytes: looking it up must not panic, and must not
+    /// alias a real code.
+    #[test]
+    fn a_code_that_is_not_three_capitals_is_unknown_not_a_panic() {
+        for raw in [*b"[HR", *b"lhr", *b"\x00\x00\x00", *b"\xff\xffA", *b"L1R"] {
+            let code: LocationCode = postcard::from_bytes(&raw).unwrap();
+            assert_eq!(code.location(), None, "{raw:?}");
+            assert!(!code.is_known());
+        }
+        let lhr: LocationCode = postcard::from_bytes(b"LHR").unwrap();
+        assert_eq!(lhr.location().map(|l| l.code), LocationCode::parse("LHR"));
     }
 }
