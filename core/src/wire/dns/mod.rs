@@ -37,7 +37,7 @@ pub use name::{
 };
 pub use packet::{Opcode, Packet, Rcode, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use query::{Query, MAX_QUERY_LEN};
-pub use record::{Edns, Question, Record, RecordData, Txt, Type, MAX_TXT_LEN};
+pub use record::{Edns, Question, Record, RecordData, Txt, TxtStrings, Type, MAX_TXT_LEN};
 pub use response::{Response, MAX_ANSWERS, MAX_RESPONSE_LEN};
 
 /// The UDP port DNS servers listen on.
