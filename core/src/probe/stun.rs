@@ -1,0 +1,577 @@
+//! The Teams media probe: a train of STUN Binding requests to one server and UDP port, measuring what a
+//! Teams call on that path would suffer (loss, round-trip time, RFC 3550 jitter, reordering) and the
+//! office's public (mapped) address.
+//!
+//! A Teams client sends a media packet every 20 ms; [`StunConfig::new`] sends a Binding request every
+//! 20 ms too (50 of them by default, one second of "call"), and [`StunConfig::microsoft_15s`] sends the
+//! 750 that cover Microsoft's "during any 15 s interval" targets. Every request carries its own 96-bit
+//! transaction id drawn from the seeded generator, so each response is matched to exactly one request.
+//!
+//! # Timeline
+//!
+//! Request `i` (from 0) is due at `start + i × spacing`; [`Probe::poll_timeout`] wakes the shell for each
+//! one, and the request is time-stamped with the `now` of the [`Probe::poll_transmit`] call that hands it
+//! out (so a shell that wakes late delays the send but never inflates the round trip; overdue requests
+//! all go out at that call). After the last request the probe waits the [`Drain`] for late answers,
+//! then finishes. The train ends at its *deadline*, `last send + drain`: a response arriving at or after
+//! the deadline is not counted, whether the shell feeds it before or after the timeout.
+//!
+//! # What is counted
+//!
+//! Only datagrams from the configured server address that parse as a STUN Binding success or error
+//! response (RFC 8489, FINGERPRINT checked when present) with the transaction id of a request already
+//! sent are responses. Everything else is ignored and counted: `stray` (another source, another method
+//! or class, or a transaction id this train did not send) or `malformed` (not a valid STUN message).
+//!
+//! - **sent**: requests handed to the shell.
+//! - **received**: requests with at least one response before the deadline. An error response (401
+//!   Unauthenticated from a Teams relay that wants credentials, 420, ...) counts: it proves the UDP path
+//!   both ways, and is reported in `error_responses` and `first_error`.
+//! - **lost**: requests with no response by the deadline; always `sent - received`.
+//! - **duplicated**: responses beyond the first for a request.
+//! - **reordered**: first responses that arrived after the first response to a later-sent request (a
+//!   response overtaken by one later response counts once, however many overtook it).
+//! - **RTT** of an answered request: arrival of its first response minus its send time. Min, median and
+//!   p95 over the answered requests are nearest-rank ([`Rtt::from_samples`]): every value was measured.
+//! - **jitter**: RFC 3550 §6.4.1, `J += (|D| - J) / 16`, where `D` is the difference between the
+//!   round-trip (transit) times of consecutive first responses *in order of arrival*. RFC 3550 receivers
+//!   process packets as they arrive (its appendix A.8 updates the jitter per received packet), so this is
+//!   the figure a Teams endpoint's RTCP would report for the same path; the transit time here is the
+//!   round trip, so the jitter covers both directions. Arithmetic is exact integers in microseconds,
+//!   kept as `16 J` as in RFC 3550 A.8 (`J16 += |D| - round(J16 / 16)`), and reported rounded to the
+//!   nearest microsecond: within 1 µs of the real-valued formula over any train.
+//! - **mapped**: the address in the first response carrying XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS);
+//!   `mapping_changes` counts later first responses that name a different one (a NAT that rebinds or
+//!   spreads one flow over several public addresses, which breaks Teams media).
+//!
+//! Per-request state (transaction id, send time, answered) is held for at most `N` requests
+//! ([`MAX_TRAIN_LEN`] by default, more than the 750 of the 15-second measurement); a longer train is a
+//! configuration error, never a truncated measurement.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use heapless::Vec;
+
+use super::{Event, Probe, Transmit, MAX_TRANSMIT};
+use crate::assess::{micros, Loss, TeamsQuality};
+use crate::rand::SplitMix64;
+use crate::report::{Rtt, StunSummary};
+use crate::time::{Duration, Instant};
+use crate::wire::stun::{Class, Message, Method, Repr, TransactionId};
+
+/// The most requests one train holds state for by default: above the 750 of Microsoft's 15-second
+/// measurement at 20 ms, and a power of two so a train fits a small, fixed block of RAM (about 24 KiB).
+pub const MAX_TRAIN_LEN: usize = 1024;
+
+/// Requests in a default train: 50 at 20 ms is one second of a Teams audio stream.
+pub const DEFAULT_COUNT: u16 = 50;
+
+/// Spacing of a default train: a Teams audio packet every 20 ms.
+pub const DEFAULT_SPACING: Duration = Duration::from_millis(20);
+
+/// Wait after the last request of a default train: one second covers any round trip a call could
+/// survive (Microsoft's target is 100 ms).
+pub const DEFAULT_DRAIN: Drain = Drain::Fixed(Duration::from_secs(1));
+
+/// Requests in Microsoft's 15-second measurement at [`DEFAULT_SPACING`].
+pub const MICROSOFT_15S_COUNT: u16 = 750;
+
+/// The longest a train may last from its first request to its deadline. It keeps every send offset and
+/// round trip within a `u32` of microseconds (71 minutes) and a probe cycle within reason.
+pub const MAX_TRAIN_DURATION: Duration = Duration::from_secs(600);
+
+/// The length of the Binding request the probe sends: header and FINGERPRINT.
+const REQUEST_LEN: usize = 28;
+const _: () = assert!(REQUEST_LEN <= MAX_TRANSMIT);
+
+/// How long the probe waits after its last request for late responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Exactly this long.
+    Fixed(Duration),
+    /// `factor` times the largest round trip seen so far, but at least `min` and at most `max`; `max`
+    /// while nothing has been answered. The wait is re-evaluated as responses arrive, so it never
+    /// ends before `factor` times the round trip of a response already counted.
+    RttMultiple {
+        /// Multiplier of the largest RTT, at least 1.
+        factor: u32,
+        /// Shortest wait.
+        min: Duration,
+        /// Longest wait.
+        max: Duration,
+    },
+}
+
+impl Drain {
+    /// The longest this drain can wait.
+    pub const fn longest(&self) -> Duration {
+        match *self {
+            Self::Fixed(d) => d,
+            Self::RttMultiple { max, .. } => max,
+        }
+    }
+
+    /// The wait, given the largest round trip seen so far (µs).
+    fn wait(&self, max_rtt_us: Option<u32>) -> Duration {
+        match (*self, max_rtt_us) {
+            (Self::Fixed(d), _) => d,
+            (Self::RttMultiple { max, .. }, None) => max,
+            (Self::RttMultiple { factor, min, max }, Some(rtt)) => {
+                let scaled = u64::from(rtt).saturating_mul(u64::from(factor));
+                Duration::from_micros(scaled.min(micros(max))).clamp(min, max)
+            }
+        }
+    }
+}
+
+/// What train to send, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StunConfig {
+    /// The STUN server (a Teams media relay, port 3478-3481).
+    pub server: SocketAddr,
+    /// Requests in the train, 1 to the probe's capacity.
+    pub count: u16,
+    /// Time between consecutive requests (zero sends the whole train at once).
+    pub spacing: Duration,
+    /// Wait after the last request.
+    pub drain: Drain,
+}
+
+impl StunConfig {
+    /// The default train: [`DEFAULT_COUNT`] requests every [`DEFAULT_SPACING`], then [`DEFAULT_DRAIN`].
+    pub const fn new(server: SocketAddr) -> Self {
+        Self {
+            server,
+            count: DEFAULT_COUNT,
+            spacing: DEFAULT_SPACING,
+            drain: DEFAULT_DRAIN,
+        }
+    }
+
+    /// Microsoft's 15-second measurement: [`MICROSOFT_15S_COUNT`] requests every [`DEFAULT_SPACING`].
+    pub const fn microsoft_15s(server: SocketAddr) -> Self {
+        Self {
+            count: MICROSOFT_15S_COUNT,
+            ..Self::new(server)
+        }
+    }
+
+    /// The latest the train can end, counted from its start when the shell is on time:
+    /// `(count - 1) × spacing` plus the longest drain; `None` if that overflows.
+    pub fn longest_duration(&self) -> Option<Duration> {
+        let last_send = self
+            .spacing
+            .checked_mul(u32::from(self.count.saturating_sub(1)))?;
+        last_send.checked_add(self.drain.longest())
+    }
+
+    fn check(&self, capacity: usize) -> Result<(), StunConfigError> {
+        if self.count == 0 {
+            return Err(StunConfigError::NoRequests);
+        }
+        if usize::from(self.count) > capacity {
+            return Err(StunConfigError::TooManyRequests);
+        }
+        if let Drain::RttMultiple { factor, min, max } = self.drain {
+            if factor == 0 || min > max {
+                return Err(StunConfigError::BadDrain);
+            }
+        }
+        match self.longest_duration() {
+            Some(d) if d <= MAX_TRAIN_DURATION => Ok(()),
+            _ => Err(StunConfigError::TooLong),
+        }
+    }
+}
+
+/// Why a [`StunConfig`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StunConfigError {
+    /// A train of zero requests measures nothing.
+    NoRequests,
+    /// More requests than the probe holds state for (its `N`, [`MAX_TRAIN_LEN`] by default).
+    TooManyRequests,
+    /// The train would last longer than [`MAX_TRAIN_DURATION`].
+    TooLong,
+    /// A [`Drain::RttMultiple`] with a zero factor or `min` above `max`.
+    BadDrain,
+}
+
+impl fmt::Display for StunConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRequests => f.write_str("a STUN train needs at least one request"),
+            Self::TooManyRequests => f.write_str("more STUN requests than the probe can track"),
+            Self::TooLong => write!(
+                f,
+                "STUN train would last longer than {} s",
+                MAX_TRAIN_DURATION.as_secs()
+            ),
+            Self::BadDrain => f.write_str("STUN drain needs a factor of at least 1 and min <= max"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StunConfigError {}
+
+/// What one train measured. See the module docs for the exact definitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StunMeasurement {
+    /// The server the train went to.
+    pub server: SocketAddr,
+    /// Requests sent.
+    pub sent: u16,
+    /// Requests answered (success or error) before the deadline.
+    pub received: u16,
+    /// Requests not answered by the deadline: `sent - received`.
+    pub lost: u16,
+    /// Responses beyond the first for a request (saturating).
+    pub duplicated: u16,
+    /// First responses that arrived after the first response to a later-sent request.
+    pub reordered: u16,
+    /// Datagrams ignored: from another source, not a Binding response, or an unknown transaction id
+    /// (saturating).
+    pub stray: u16,
+    /// Datagrams from the server that are not valid STUN (saturating).
+    pub malformed: u16,
+    /// Round-trip times of the answered requests; `None` when nothing was answered.
+    pub rtt: Option<Rtt>,
+    /// RFC 3550 interarrival jitter over the round-trip times in arrival order, µs.
+    pub jitter_us: u32,
+    /// The public address and port the server saw, from the first response carrying one.
+    pub mapped: Option<SocketAddr>,
+    /// First responses naming a mapped address other than `mapped`.
+    pub mapping_changes: u16,
+    /// Requests answered with an error response.
+    pub error_responses: u16,
+    /// The ERROR-CODE (300-699) of the first error response that carried one.
+    pub first_error: Option<u16>,
+}
+
+impl StunMeasurement {
+    /// The report's summary of this train for manifest target `target`.
+    pub fn summary(&self, target: u8) -> StunSummary {
+        StunSummary {
+            target,
+            port: self.server.port(),
+            sent: self.sent,
+            received: self.received,
+            lost: self.lost,
+            duplicated: self.duplicated,
+            reordered: self.reordered,
+            rtt: self.rtt,
+            jitter_us: self.jitter_us,
+            mapped: self.mapped,
+        }
+    }
+
+    /// The loss over the train; `None` if nothing was sent.
+    pub fn loss(&self) -> Option<Loss> {
+        Loss::from_counts(u32::from(self.lost), u32::from(self.sent))
+    }
+
+    /// The inputs of Microsoft's Teams targets and the MOS estimate: the median RTT, the loss and the
+    /// jitter. `None` when nothing was answered: there is no round trip to judge, and the finding is
+    /// that UDP to the relay is blocked, not that it is slow.
+    pub fn teams_quality(&self) -> Option<TeamsQuality> {
+        Some(TeamsQuality {
+            rtt: Duration::from_micros(u64::from(self.rtt?.median_us())),
+            loss: self.loss()?,
+            jitter: Duration::from_micros(u64::from(self.jitter_us)),
+        })
+    }
+}
+
+/// Where one request of the train stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestState {
+    /// Not handed to the shell (yet).
+    Unsent,
+    /// Sent this many µs after the train's start, not answered.
+    Sent { at_us: u32 },
+    /// Answered; the round trip is in the samples.
+    Answered,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    id: TransactionId,
+    state: RequestState,
+}
+
+/// The STUN train probe, holding state for up to `N` requests. Drive it as [`Probe`] says; see the
+/// module docs for what it measures.
+#[derive(Debug, Clone)]
+pub struct StunProbe<const N: usize = MAX_TRAIN_LEN> {
+    config: StunConfig,
+    start: Instant,
+    requests: [Request; N],
+    /// Index of the next request to send.
+    next: usize,
+    /// When the last request was sent.
+    last_sent: Option<Instant>,
+    /// Round trips of the answered requests in arrival order, µs; sorted when the train ends.
+    rtts: Vec<u32, N>,
+    max_rtt_us: Option<u32>,
+    /// Where the search for a response's request starts: just after the last match, since responses
+    /// mostly come in order.
+    hint: usize,
+    highest_answered: Option<usize>,
+    /// The round trip of the previous first response, for the jitter's D.
+    last_transit_us: Option<u32>,
+    /// 16 × the RFC 3550 jitter, µs (RFC 3550 A.8's scaled integer form).
+    jitter_x16: u64,
+    counts: Counts,
+    mapped: Option<SocketAddr>,
+    first_error: Option<u16>,
+    finished: bool,
+    result: Option<StunMeasurement>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    sent: u16,
+    duplicated: u16,
+    reordered: u16,
+    stray: u16,
+    malformed: u16,
+    mapping_changes: u16,
+    error_responses: u16,
+}
+
+impl<const N: usize> StunProbe<N> {
+    /// Counters are `u16` like the report's: a probe that could hold more requests would not compile.
+    const CAPACITY_FITS: () = assert!(N <= u16::MAX as usize);
+
+    /// A train per `config` whose first request is due at `start`, with transaction ids drawn from `rng`
+    /// (give each probe its own, e.g. [`SplitMix64::fork`]).
+    pub fn new(
+        config: StunConfig,
+        mut rng: SplitMix64,
+        start: Instant,
+    ) -> Result<Self, StunConfigError> {
+        let () = Self::CAPACITY_FITS;
+        config.check(N)?;
+        let mut requests = [Request {
+            id: TransactionId::default(),
+            state: RequestState::Unsent,
+        }; N];
+        for request in requests.iter_mut().take(usize::from(config.count)) {
+            rng.fill_bytes(&mut request.id.0);
+        }
+        Ok(Self {
+            config,
+            start,
+            requests,
+            next: 0,
+            last_sent: None,
+            rtts: Vec::new(),
+            max_rtt_us: None,
+            hint: 0,
+            highest_answered: None,
+            last_transit_us: None,
+            jitter_x16: 0,
+            counts: Counts::default(),
+            mapped: None,
+            first_error: None,
+            finished: false,
+            result: None,
+        })
+    }
+
+    /// The train's configuration.
+    pub fn config(&self) -> &StunConfig {
+        &self.config
+    }
+
+    fn count(&self) -> usize {
+        usize::from(self.config.count)
+    }
+
+    /// When request `index` is due: `start + index × spacing`.
+    fn due(&self, index: usize) -> Instant {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let offset = self.config.spacing.checked_mul(index);
+        offset.map_or(Instant::MAX, |o| self.start.saturating_add(o))
+    }
+
+    /// Last send plus the drain, once every request is out.
+    fn deadline(&self) -> Option<Instant> {
+        if self.next < self.count() {
+            return None;
+        }
+        let last = self.last_sent.unwrap_or(self.start);
+        Some(last.saturating_add(self.config.drain.wait(self.max_rtt_us)))
+    }
+
+    /// Microseconds from the train's start to `now`.
+    fn offset_us(&self, now: Instant) -> u32 {
+        let us = micros(now.saturating_duration_since(self.start));
+        u32::try_from(us).unwrap_or(u32::MAX)
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if from != self.config.server {
+            self.counts.stray = self.counts.stray.saturating_add(1);
+            return;
+        }
+        let Ok(repr) = Message::new_checked(data).and_then(|m| Repr::parse(&m)) else {
+            self.counts.malformed = self.counts.malformed.saturating_add(1);
+            return;
+        };
+        let is_response = matches!(repr.class, Class::SuccessResponse | Class::ErrorResponse);
+        let index = self.find(&repr.transaction_id);
+        let (true, Method::Binding, Some(index)) = (is_response, repr.method, index) else {
+            self.counts.stray = self.counts.stray.saturating_add(1);
+            return;
+        };
+        self.hint = index + 1;
+        let Some(request) = self.requests.get_mut(index) else {
+            return;
+        };
+        let sent_us = match request.state {
+            RequestState::Sent { at_us } => at_us,
+            RequestState::Answered => {
+                self.counts.duplicated = self.counts.duplicated.saturating_add(1);
+                return;
+            }
+            // `find` only matches requests already sent.
+            RequestState::Unsent => return,
+        };
+        request.state = RequestState::Answered;
+        let rtt_us = self.offset_us(now).saturating_sub(sent_us);
+        // At most one sample per request, and at most N requests: never full.
+        let _ = self.rtts.push(rtt_us);
+        self.max_rtt_us = Some(self.max_rtt_us.map_or(rtt_us, |m| m.max(rtt_us)));
+
+        match self.highest_answered {
+            Some(highest) if highest > index => {
+                self.counts.reordered = self.counts.reordered.saturating_add(1)
+            }
+            _ => self.highest_answered = Some(index),
+        }
+
+        if let Some(previous) = self.last_transit_us {
+            let d = u64::from(rtt_us.abs_diff(previous));
+            // RFC 3550 A.8: jitter += |D| - ((jitter + 8) >> 4), the jitter scaled by 16. The rounded
+            // share never exceeds the scaled jitter, so this cannot underflow.
+            self.jitter_x16 = self.jitter_x16 - ((self.jitter_x16 + 8) >> 4) + d;
+        }
+        self.last_transit_us = Some(rtt_us);
+
+        if repr.class == Class::ErrorResponse {
+            self.counts.error_responses = self.counts.error_responses.saturating_add(1);
+            if self.first_error.is_none() {
+                self.first_error = repr.error_code.map(|e| e.code);
+            }
+        }
+        if let Some(address) = repr.mapped_address() {
+            match self.mapped {
+                None => self.mapped = Some(address),
+                Some(first) if first != address => {
+                    self.counts.mapping_changes = self.counts.mapping_changes.saturating_add(1)
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The index of the sent request with this transaction id, searching from the hint onwards.
+    fn find(&self, id: &TransactionId) -> Option<usize> {
+        let sent = self.next;
+        (0..sent)
+            .map(|k| (self.hint + k) % sent)
+            .find(|&i| {
+                self.requests.get(i).is_some_and(|r| {
+                    r.id == *id && !matches!(r.state, RequestState::Unsent)
+                })
+            })
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let c = self.counts;
+        let received = u16::try_from(self.rtts.len()).unwrap_or(u16::MAX);
+        self.result = Some(StunMeasurement {
+            server: self.config.server,
+            sent: c.sent,
+            received,
+            lost: c.sent.saturating_sub(received),
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            stray: c.stray,
+            malformed: c.malformed,
+            rtt: Rtt::from_samples(&mut self.rtts),
+            jitter_us: u32::try_from((self.jitter_x16 + 8) >> 4).unwrap_or(u32::MAX),
+            mapped: self.mapped,
+            mapping_changes: c.mapping_changes,
+            error_responses: c.error_responses,
+            first_error: self.first_error,
+        });
+    }
+
+    fn finish_if_due(&mut self, now: Instant) {
+        if self.deadline().is_some_and(|d| now >= d) {
+            self.finish();
+        }
+    }
+}
+
+impl<const N: usize> Probe for StunProbe<N> {
+    type Output = StunMeasurement;
+
+    fn handle(&mut self, now: Instant, event: Event<'_>) {
+        // A response at or after the deadline is too late, whichever the shell reports first.
+        self.finish_if_due(now);
+        if self.finished {
+            return;
+        }
+        if let Event::Datagram { from, data } = event {
+            self.on_datagram(now, from, data);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.finish_if_due(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.finished || self.next >= self.count() || now < self.due(self.next) {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let sent_us = self.offset_us(now);
+        let request = self.requests.get_mut(index)?;
+        // Only a buffer shorter than the Probe contract's MAX_TRANSMIT fails: that request is skipped
+        // (not counted as sent) rather than retried forever.
+        let len = Repr::binding_request(request.id).emit_into(buf).ok()?;
+        request.state = RequestState::Sent { at_us: sent_us };
+        self.counts.sent += 1;
+        self.last_sent = Some(now);
+        Some(Transmit::Datagram {
+            to: self.config.server,
+            len,
+        })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            None
+        } else if self.next < self.count() {
+            Some(self.due(self.next))
+        } else {
+            self.deadline()
+        }
+    }
+
+    fn poll_result(&mut self) -> Option<StunMeasurement> {
+        self.result.take()
+    }
+}
