@@ -1,13 +1,18 @@
 //! `cargo xtask gen [--check]`: Rust tables generated from the derived data in core/data/.
 //!
-//! Today one table: the IATA location codes with place and coordinates that the core's assessment uses
-//! to name a front door (core/data/airports.csv -> core/src/assess/location_table.rs). The CSV is the
-//! reviewed artefact (its provenance is core/data/README.md); the Rust file is a compact, sorted,
-//! `no_std` rendering of it that nobody edits by hand. `--check` fails if the committed file is not
-//! what the CSV generates, and the test below runs that check with every `cargo test`.
+//! - The IATA location codes with place and coordinates that the core's assessment uses to name a front
+//!   door (core/data/airports.csv -> core/src/assess/location_table.rs).
+//! - The roots Microsoft 365 chains end in, as the TLS verdict expects them: subject CN and O and the
+//!   SHA-256 of the SubjectPublicKeyInfo (core/data/roots/*.crt, listed with their hashes in
+//!   core/data/roots/SHA256SUMS -> core/src/assess/roots_table.rs).
+//!
+//! The data files are the reviewed artefacts (their provenance is in core/data/); the Rust files are
+//! compact `no_std` renderings that nobody edits by hand. `--check` fails if a committed file is not what
+//! the data generates, and the tests below run that check with every `cargo test`.
 
 use crate::util::root;
 use anyhow::{bail, ensure, Context, Result};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,6 +20,8 @@ use std::path::{Path, PathBuf};
 const CSV: &str = "core/data/airports.csv";
 const TABLE: &str = "core/src/assess/location_table.rs";
 const HEADER: [&str; 5] = ["code", "city", "country", "lat", "lon"];
+const ROOTS_DIR: &str = "core/data/roots";
+const ROOTS_TABLE: &str = "core/src/assess/roots_table.rs";
 
 pub fn run(args: &[String]) -> Result<()> {
     let check = match args {
@@ -22,24 +29,26 @@ pub fn run(args: &[String]) -> Result<()> {
         [a] if a == "--check" => true,
         _ => bail!("usage: cargo xtask gen [--check]"),
     };
-    let (path, want) = generate(&root())?;
-    if check {
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        if have != want {
-            bail!(
-                "{} is stale: run `cargo xtask gen` and commit it",
-                path.display()
-            );
+    let root = root();
+    for (path, want) in [generate(&root)?, generate_roots(&root)?] {
+        if check {
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            if have != want {
+                bail!(
+                    "{} is stale: run `cargo xtask gen` and commit it",
+                    path.display()
+                );
+            }
+            eprintln!("gen: {} is up to date", path.display());
+        } else {
+            std::fs::write(&path, &want).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("gen: wrote {}", path.display());
         }
-        eprintln!("gen: {} is up to date", path.display());
-    } else {
-        std::fs::write(&path, &want).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("gen: wrote {}", path.display());
     }
     Ok(())
 }
 
-/// The table file's path and the text it must hold.
+/// The location table file's path and the text it must hold.
 fn generate(root: &Path) -> Result<(PathBuf, String)> {
     let csv_path = root.join(CSV);
     let text = std::fs::read_to_string(&csv_path)
@@ -278,6 +287,232 @@ fn array<T: std::fmt::Display>(
     writeln!(w, "];").unwrap();
 }
 
+/// One bundled root as the core's verdict expects it.
+#[derive(Debug, PartialEq)]
+struct Root {
+    file: String,
+    common_name: String,
+    organization: Option<String>,
+    spki_sha256: [u8; 32],
+}
+
+/// The roots table file's path and the text it must hold. Every `.crt` in the directory must be listed
+/// in SHA256SUMS with its hash, so a swapped or stray certificate cannot slip into the table unreviewed.
+fn generate_roots(root: &Path) -> Result<(PathBuf, String)> {
+    let dir = root.join(ROOTS_DIR);
+    let sums_path = dir.join("SHA256SUMS");
+    let sums = std::fs::read_to_string(&sums_path)
+        .with_context(|| format!("reading {}", sums_path.display()))?;
+    let mut roots = Vec::new();
+    for (i, line) in sums.lines().enumerate() {
+        let (hash, file) = line
+            .split_once("  ")
+            .with_context(|| format!("SHA256SUMS line {}: not `<sha256>  <file>`", i + 1))?;
+        ensure!(
+            !file.contains('/') && file.ends_with(".crt"),
+            "SHA256SUMS line {}: {file:?} is not a .crt file in {ROOTS_DIR}",
+            i + 1
+        );
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let have = hex(&Sha256::digest(&bytes));
+        ensure!(
+            have == hash,
+            "{file}: sha256 {have} is not the {hash} of SHA256SUMS (core/data/roots/README.md)"
+        );
+        let pem = std::str::from_utf8(&bytes).with_context(|| format!("{file}: not PEM"))?;
+        let der = pem_to_der(pem).with_context(|| format!("{file}: bad PEM"))?;
+        let (common_name, organization, spki_sha256) =
+            parse_root(&der).with_context(|| format!("{file}: bad certificate"))?;
+        roots.push(Root {
+            file: file.to_string(),
+            common_name,
+            organization,
+            spki_sha256,
+        });
+    }
+    ensure!(!roots.is_empty(), "{} lists no roots", sums_path.display());
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        ensure!(
+            !name.ends_with(".crt") || roots.iter().any(|r| r.file == name),
+            "{name} is in {ROOTS_DIR} but not in SHA256SUMS"
+        );
+    }
+    Ok((root.join(ROOTS_TABLE), render_roots(&roots)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The DER of a PEM file's one CERTIFICATE block.
+fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    ensure!(
+        pem.matches(BEGIN).count() == 1,
+        "not exactly one certificate"
+    );
+    let body = pem
+        .split_once(BEGIN)
+        .and_then(|(_, rest)| rest.split_once(END))
+        .map(|(body, _)| body)
+        .context("no END line")?;
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    let mut padding = 0;
+    for c in body.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            _ => bail!("bad base64 byte {c:#x}"),
+        };
+        ensure!(padding == 0, "base64 after padding");
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Splits the first DER value off `data`: (tag, contents, whole encoding, rest).
+fn der_split(data: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first().context("truncated DER")?;
+    ensure!(tag & 0x1f != 0x1f, "multi-byte DER tag");
+    let (&first, rest) = rest.split_first().context("truncated DER")?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        ensure!((1..=4).contains(&n), "bad DER length");
+        let octets = rest.get(..n).context("truncated DER")?;
+        (
+            octets.iter().fold(0usize, |a, &b| a << 8 | usize::from(b)),
+            2 + n,
+        )
+    };
+    ensure!(
+        data.len() - header >= len,
+        "DER value runs past its container"
+    );
+    Ok((
+        tag,
+        &data[header..header + len],
+        &data[..header + len],
+        &data[header + len..],
+    ))
+}
+
+fn der_expect(data: &[u8], tag: u8) -> Result<(&[u8], &[u8], &[u8])> {
+    let (t, contents, whole, rest) = der_split(data)?;
+    ensure!(t == tag, "DER tag {t:#04x} where {tag:#04x} belongs");
+    Ok((contents, whole, rest))
+}
+
+/// Subject CN and O and the SPKI hash of a self-signed certificate: the fields the table keeps. The
+/// core's own X.509 parser reads the same files in a test and must agree.
+fn parse_root(der: &[u8]) -> Result<(String, Option<String>, [u8; 32])> {
+    const SEQUENCE: u8 = 0x30;
+    let (cert, _, rest) = der_expect(der, SEQUENCE)?;
+    ensure!(rest.is_empty(), "bytes after the certificate");
+    let (tbs, _, _) = der_expect(cert, SEQUENCE)?;
+    let mut r = tbs;
+    if r.first() == Some(&0xa0) {
+        r = der_split(r)?.3; // version
+    }
+    r = der_expect(r, 0x02)?.2; // serialNumber
+    r = der_expect(r, SEQUENCE)?.2; // signature
+    let (_, issuer, rest) = der_expect(r, SEQUENCE)?;
+    r = der_expect(rest, SEQUENCE)?.2; // validity
+    let (subject, subject_der, rest) = der_expect(r, SEQUENCE)?;
+    let (_, spki, _) = der_expect(rest, SEQUENCE)?;
+    ensure!(
+        issuer == subject_der,
+        "not self-signed: a root's issuer is its subject"
+    );
+    let (mut common_name, mut organization) = (None, None);
+    let mut rdns = subject;
+    while !rdns.is_empty() {
+        let (set, _, rest) = der_expect(rdns, 0x31)?;
+        rdns = rest;
+        let mut atvs = set;
+        while !atvs.is_empty() {
+            let (atv, _, rest) = der_expect(atvs, SEQUENCE)?;
+            atvs = rest;
+            let (oid, _, value) = der_expect(atv, 0x06)?;
+            let (tag, text, _, _) = der_split(value)?;
+            let slot = match oid {
+                [0x55, 0x04, 0x03] => &mut common_name,
+                [0x55, 0x04, 0x0a] => &mut organization,
+                _ => continue,
+            };
+            ensure!(
+                matches!(tag, 0x0c | 0x13 | 0x14 | 0x16),
+                "name in string type {tag:#04x}"
+            );
+            let text = std::str::from_utf8(text).context("name not UTF-8")?;
+            slot.get_or_insert_with(|| text.to_string());
+        }
+    }
+    let common_name = common_name.context("subject has no common name")?;
+    Ok((common_name, organization, Sha256::digest(spki).into()))
+}
+
+fn render_roots(roots: &[Root]) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    writeln!(
+        w,
+        "// @generated by `cargo xtask gen` from core/data/roots/ (SHA256SUMS): do not edit."
+    )
+    .unwrap();
+    writeln!(w, "// {} roots.", roots.len()).unwrap();
+    writeln!(w).unwrap();
+    writeln!(w, "use super::interception::ExpectedRoot;").unwrap();
+    writeln!(w).unwrap();
+    writeln!(
+        w,
+        "/// The bundled expected roots: subject CN and O, SHA-256 of the SubjectPublicKeyInfo DER."
+    )
+    .unwrap();
+    writeln!(
+        w,
+        "pub(super) static MICROSOFT_ROOTS: [ExpectedRoot<'static>; {}] = [",
+        roots.len()
+    )
+    .unwrap();
+    for r in roots {
+        writeln!(w, "    // {}", r.file).unwrap();
+        writeln!(w, "    ExpectedRoot {{").unwrap();
+        writeln!(w, "        common_name: {:?},", r.common_name).unwrap();
+        match &r.organization {
+            Some(o) => writeln!(w, "        organization: Some({o:?}),").unwrap(),
+            None => writeln!(w, "        organization: None,").unwrap(),
+        }
+        writeln!(w, "        spki_sha256: [").unwrap();
+        for chunk in r.spki_sha256.chunks(16) {
+            let bytes: Vec<String> = chunk.iter().map(|b| format!("0x{b:02x}")).collect();
+            writeln!(w, "            {},", bytes.join(", ")).unwrap();
+        }
+        writeln!(w, "        ],").unwrap();
+        writeln!(w, "    }},").unwrap();
+    }
+    writeln!(w, "];").unwrap();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +560,67 @@ mod tests {
         assert_eq!(pack(*b"AAA"), 0);
         assert_eq!(pack(*b"ZZZ"), 26 * 26 * 26 - 1);
         assert!(pack(*b"AZZ") < pack(*b"BAA"));
+    }
+
+    #[test]
+    fn committed_roots_table_is_what_the_certificates_generate() {
+        let (path, want) = generate_roots(&root()).unwrap();
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is stale: run `cargo xtask gen` and commit it",
+            path.display()
+        );
+        assert!(want.contains("common_name: \"DigiCert Global Root G2\","));
+    }
+
+    /// A scratch workspace holding a copy of core/data/roots.
+    fn roots_copy(name: &str) -> PathBuf {
+        let tmp = std::env::temp_dir().join(format!("xtask-gen-{name}-{}", std::process::id()));
+        let dir = tmp.join(ROOTS_DIR);
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(root().join(ROOTS_DIR)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn a_root_that_differs_from_its_listed_hash_or_is_unlisted_is_refused() {
+        let tmp = roots_copy("tamper");
+        let dir = tmp.join(ROOTS_DIR);
+        let g2 = dir.join("DigiCert_Global_Root_G2.crt");
+        let text = std::fs::read_to_string(&g2).unwrap();
+        std::fs::write(&g2, text.replacen("MII", "MIJ", 1)).unwrap();
+        let err = format!("{:#}", generate_roots(&tmp).unwrap_err());
+        assert!(err.contains("DigiCert_Global_Root_G2.crt: sha256"), "{err}");
+
+        std::fs::write(&g2, text).unwrap();
+        generate_roots(&tmp).unwrap();
+        std::fs::write(dir.join("Extra.crt"), "").unwrap();
+        let err = format!("{:#}", generate_roots(&tmp).unwrap_err());
+        assert!(err.contains("Extra.crt is in"), "{err}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn only_self_signed_certificates_with_a_common_name_are_roots() {
+        let fixtures = root().join("core/tests/fixtures/tls");
+        let read = |name: &str| {
+            pem_to_der(&std::fs::read_to_string(fixtures.join(name)).unwrap()).unwrap()
+        };
+        let (cn, o, _) = parse_root(&read("inspection-root.pem")).unwrap();
+        assert_eq!(
+            (cn.as_str(), o.as_deref()),
+            ("Contoso Web Filter CA", Some("Contoso Ltd"))
+        );
+        let err = format!(
+            "{:#}",
+            parse_root(&read("genuine-intermediate.pem")).unwrap_err()
+        );
+        assert!(err.contains("not self-signed"), "{err}");
+        assert!(parse_root(&read("genuine-leaf.pem")[..100]).is_err());
     }
 }

@@ -8,14 +8,23 @@
 //!   the nearest known place, and Microsoft's "too far" distances.
 //! - [`teams`]: Microsoft's Teams network targets and the ITU-T G.107 E-model MOS.
 //! - [`score`]: Microsoft's 0-100 curves for Exchange, SharePoint and Teams.
+//! - [`interception`]: whether a TLS certificate chain leads to Microsoft's roots or was re-issued by a
+//!   middlebox, and by whom.
 
+pub mod interception;
 pub mod location;
 pub mod score;
 pub mod teams;
 
 #[rustfmt::skip]
 mod location_table;
+#[rustfmt::skip]
+mod roots_table;
 
+pub use interception::{
+    assess_chain, microsoft_roots, verdict, Anchor, ChainAssessment, ExpectedIssuers, ExpectedRoot,
+    Interception, RootError, RootsError, TrustedRoots, Unjudged, Validity, Verdict,
+};
 pub use location::{
     front_door_code, great_circle_km, is_far, known_locations, lookup, nearest_location, GeoPoint,
     Location, LocationCode, Remote,
