@@ -19,6 +19,7 @@ mod ack;
 mod frame;
 mod manifest;
 mod message;
+mod queue;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,10 @@ pub use frame::{
 };
 pub use manifest::{Manifest, Target, MAX_HOST_LEN, MAX_MANIFEST_TARGETS, MAX_PORTS, MAX_TARGETS};
 pub use message::Message;
+pub use queue::{
+    Acked, Outgoing, Pushed, QueueConfig, QueueError, QueueStats, QueuedFrame, ReportQueue,
+    INITIAL_RESEND, MAX_IN_FLIGHT, MAX_RESEND, RESEND_JITTER_PERCENT,
+};
 pub use results::{
     DnsAnswer, DnsSummary, DownloadSummary, Hop, HttpSummary, HttpVerdict, PathSummary,
     ResolverIdentity, Results, Rtt, StunSummary, TcpFailures, TcpSummary, TlsSummary, TlsVerdict,
