@@ -130,5 +130,8 @@ pub trait Probe {
     fn poll_result(&mut self) -> Option<Self::Output>;
 }
 
+pub mod dns;
+pub mod resolver;
+
 #[cfg(test)]
 pub(crate) mod sim;
