@@ -109,7 +109,13 @@ impl ProxyProduct {
             Self::Forcepoint => &["forcepoint", "websense"],
             // "Via: 1.1 gw (McAfee Web Gateway 7.8.2.…)"
             Self::McAfeeWebGateway => &["mcafee", "skyhigh", "webwasher"],
-            Self::PaloAlto => &["palo alto", "paloalto", "pan-os", "prismaaccess", "prisma access"],
+            Self::PaloAlto => &[
+                "palo alto",
+                "paloalto",
+                "pan-os",
+                "prismaaccess",
+                "prisma access",
+            ],
             Self::FortiGate => &["fortigate", "fortiproxy", "fortinet", "fortiguard"],
             // "Via: 1.1 wsa.example:80 (Cisco-WSA/11.5.1-124)"
             Self::CiscoWsa => &["cisco-wsa", "cisco wsa", "ironport", "cisco secure web"],
@@ -300,4 +306,356 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
             .as_bytes()
             .windows(needle.len())
             .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One captured or documented response, and what it must be judged.
+    struct Case {
+        what: &'static str,
+        target: &'static str,
+        status: u16,
+        headers: &'static [(&'static str, &'static str)],
+        verdict: HttpVerdict,
+        proxy: Option<ProxyProduct>,
+    }
+
+    const CASES: &[Case] = &[
+        Case {
+            what: "squid 5 denying by http_access (ERR_ACCESS_DENIED)",
+            target: "outlook.office365.com",
+            status: 403,
+            headers: &[
+                ("Server", "squid/5.7"),
+                ("Mime-Version", "1.0"),
+                ("Date", "Tue, 12 Mar 2024 09:14:03 GMT"),
+                ("Content-Type", "text/html;charset=utf-8"),
+                ("Content-Length", "3563"),
+                ("X-Squid-Error", "ERR_ACCESS_DENIED 0"),
+                ("Vary", "Accept-Language"),
+                ("Content-Language", "en"),
+                ("X-Cache", "MISS from proxy.branch.example"),
+                ("X-Cache-Lookup", "NONE from proxy.branch.example:3128"),
+                ("Via", "1.1 proxy.branch.example (squid/5.7)"),
+                ("Connection", "keep-alive"),
+            ],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::Squid),
+        },
+        Case {
+            what: "squid 4 asking for credentials (ERR_CACHE_ACCESS_DENIED)",
+            target: "outlook.office365.com",
+            status: 407,
+            headers: &[
+                ("Server", "squid/4.13"),
+                ("Mime-Version", "1.0"),
+                ("Content-Type", "text/html;charset=utf-8"),
+                ("Content-Length", "3520"),
+                ("X-Squid-Error", "ERR_CACHE_ACCESS_DENIED 0"),
+                ("Proxy-Authenticate", "Basic realm=\"Squid proxy-caching web server\""),
+                ("X-Cache", "MISS from proxy"),
+                ("Via", "1.1 proxy (squid/4.13)"),
+                ("Connection", "keep-alive"),
+            ],
+            verdict: HttpVerdict::ProxyAuthRequired,
+            proxy: Some(ProxyProduct::Squid),
+        },
+        Case {
+            what: "Zscaler block page (headers as captured by WhatWaf issue #178)",
+            target: "contoso.sharepoint.com",
+            status: 403,
+            headers: &[
+                ("Content-Type", "text/html"),
+                ("Server", "Zscaler/5.6"),
+                ("Cache-Control", "no-cache"),
+                ("Content-length", "14916"),
+            ],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::Zscaler),
+        },
+        Case {
+            what: "Exchange Online's own 403",
+            target: "outlook.office365.com",
+            status: 403,
+            headers: &[
+                ("Content-Length", "0"),
+                ("Server", "Microsoft-IIS/10.0"),
+                ("request-id", "1c0b7a55-3f0c-4a4e-9a3c-8e5b2f7d9e10"),
+                ("X-CalculatedBETarget", "AM0PR04MB1234.eurprd04.prod.outlook.com"),
+                ("X-FEServer", "AM0PR04CA0012"),
+                ("X-Powered-By", "ASP.NET"),
+                ("Date", "Tue, 12 Mar 2024 09:14:03 GMT"),
+            ],
+            verdict: HttpVerdict::Ok,
+            proxy: None,
+        },
+        Case {
+            what: "Exchange Online's own 403, passed along by squid",
+            target: "outlook.office365.com",
+            status: 403,
+            headers: &[
+                ("Content-Length", "0"),
+                ("Server", "Microsoft-IIS/10.0"),
+                ("X-FEServer", "AM0PR04CA0012"),
+                ("X-Cache", "MISS from proxy.branch.example"),
+                ("Via", "1.1 proxy.branch.example (squid/5.7)"),
+            ],
+            verdict: HttpVerdict::Ok,
+            proxy: Some(ProxyProduct::Squid),
+        },
+        Case {
+            what: "pfSense captive portal catching the probe",
+            target: "www.office.com",
+            status: 302,
+            headers: &[
+                (
+                    "Location",
+                    "http://192.168.10.1:8002/index.php?zone=guest&redirurl=http%3A%2F%2Fwww.office.com%2F",
+                ),
+                ("Content-Length", "0"),
+                ("Connection", "close"),
+            ],
+            verdict: HttpVerdict::Redirected,
+            proxy: None,
+        },
+        Case {
+            what: "SharePoint Online answering",
+            target: "contoso.sharepoint.com",
+            status: 200,
+            headers: &[
+                ("Cache-Control", "private, max-age=0"),
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Server", "Microsoft-IIS/10.0"),
+                ("X-SharePointHealthScore", "2"),
+                ("SPRequestGuid", "4b5f7ea1-10f2-5000-8b5c-0d7b1c4f2a9e"),
+                ("X-Powered-By", "ASP.NET"),
+            ],
+            verdict: HttpVerdict::Ok,
+            proxy: None,
+        },
+        Case {
+            what: "Outlook sending the browser to sign in: Microsoft to Microsoft",
+            target: "outlook.office.com",
+            status: 302,
+            headers: &[
+                ("Server", "Microsoft-IIS/10.0"),
+                (
+                    "Location",
+                    "https://login.microsoftonline.com/common/oauth2/authorize?client_id=00000002",
+                ),
+            ],
+            verdict: HttpVerdict::Ok,
+            proxy: None,
+        },
+        Case {
+            what: "the service's own relative redirect",
+            target: "outlook.office365.com",
+            status: 302,
+            headers: &[("Location", "/owa/"), ("Server", "Microsoft-IIS/10.0")],
+            verdict: HttpVerdict::Ok,
+            proxy: None,
+        },
+        Case {
+            what: "a look-alike host is not Microsoft's",
+            target: "outlook.office365.com",
+            status: 302,
+            headers: &[("Location", "https://login.microsoftonline.com.portal.example/x")],
+            verdict: HttpVerdict::Redirected,
+            proxy: None,
+        },
+        Case {
+            what: "Cisco WSA block page, Via only (Via format as in its captured responses)",
+            target: "outlook.office365.com",
+            status: 403,
+            headers: &[
+                ("Content-Type", "text/html"),
+                ("Via", "1.1 wsa.branch.example:80 (Cisco-WSA/11.5.1-124)"),
+                ("Connection", "close"),
+            ],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::CiscoWsa),
+        },
+        Case {
+            what: "McAfee Web Gateway block page",
+            target: "teams.microsoft.com",
+            status: 403,
+            headers: &[
+                ("Via", "1.1 mwg.branch.example (McAfee Web Gateway 7.8.2.3.0.27634)"),
+                ("Content-Type", "text/html"),
+            ],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::McAfeeWebGateway),
+        },
+        Case {
+            what: "Zscaler sending the client to authenticate on its gateway",
+            target: "outlook.office365.com",
+            status: 307,
+            headers: &[
+                ("Server", "Zscaler/6.2"),
+                (
+                    "Location",
+                    "https://gateway.zscalertwo.net/auth/?origurl=https%3A%2F%2Foutlook.office365.com",
+                ),
+            ],
+            verdict: HttpVerdict::Redirected,
+            proxy: Some(ProxyProduct::Zscaler),
+        },
+        Case {
+            what: "a transparent Forcepoint asking for credentials with 401",
+            target: "outlook.office365.com",
+            status: 401,
+            headers: &[
+                ("Server", "Forcepoint"),
+                ("WWW-Authenticate", "NTLM"),
+            ],
+            verdict: HttpVerdict::ProxyAuthRequired,
+            proxy: Some(ProxyProduct::Forcepoint),
+        },
+        Case {
+            what: "a 403 with Proxy-Authenticate from an unnamed proxy",
+            target: "outlook.office365.com",
+            status: 403,
+            headers: &[("proxy-authenticate", "Negotiate")],
+            verdict: HttpVerdict::ProxyAuthRequired,
+            proxy: None,
+        },
+        Case {
+            what: "the service's own 401 (it wants a token, not the path)",
+            target: "graph.microsoft.com",
+            status: 401,
+            headers: &[
+                ("Server", "Microsoft-IIS/10.0"),
+                ("WWW-Authenticate", "Bearer realm=\"\""),
+            ],
+            verdict: HttpVerdict::Ok,
+            proxy: None,
+        },
+        Case {
+            what: "squid failing to connect, header names in odd case",
+            target: "contoso.sharepoint.com",
+            status: 503,
+            headers: &[("SERVER", "Squid/3.5.27"), ("x-squid-error", "ERR_CONNECT_FAIL 111")],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::Squid),
+        },
+        Case {
+            what: "Palo Alto block page through Prisma Access",
+            target: "outlook.office365.com",
+            status: 503,
+            headers: &[("Via", "1.1 prismaaccess"), ("Cache-Control", "no-cache")],
+            verdict: HttpVerdict::ProxyBlocked,
+            proxy: Some(ProxyProduct::PaloAlto),
+        },
+    ];
+
+    #[test]
+    fn realistic_responses_get_the_verdict_a_network_engineer_would() {
+        for case in CASES {
+            let judged = judge_response(case.target, case.status, case.headers.iter().copied());
+            assert_eq!(
+                (judged.verdict, judged.proxy),
+                (case.verdict, case.proxy),
+                "{}",
+                case.what
+            );
+        }
+    }
+
+    #[test]
+    fn no_response_is_an_error_and_names_no_proxy() {
+        assert_eq!(HttpJudgement::NO_RESPONSE.verdict, HttpVerdict::Error);
+        assert_eq!(HttpJudgement::NO_RESPONSE.proxy_name(), None);
+    }
+
+    #[test]
+    fn redirect_hosts_are_compared_as_hosts() {
+        let redirected = |target, location| {
+            judge_response(target, 302, [("Location", location)]).verdict == HttpVerdict::Redirected
+        };
+        // Same host: another scheme, port, case, userinfo or a trailing dot stays with the target.
+        assert!(!redirected(
+            "outlook.office365.com",
+            "https://outlook.office365.com/owa/"
+        ));
+        assert!(!redirected(
+            "outlook.office365.com",
+            "http://OUTLOOK.office365.com.:80/"
+        ));
+        assert!(!redirected(
+            "outlook.office365.com",
+            "https://u@outlook.office365.com/"
+        ));
+        assert!(!redirected("2001:db8::5", "http://[2001:db8::5]:8080/x"));
+        assert!(!redirected("outlook.office365.com", "?page=2"));
+        // Microsoft's domains and top-level domain.
+        assert!(!redirected(
+            "www.office.com",
+            "https://www.microsoft365.com/"
+        ));
+        assert!(!redirected(
+            "www.office.com",
+            "https://m365.cloud.microsoft/"
+        ));
+        // Elsewhere, including scheme-relative references and names merely ending like Microsoft's.
+        assert!(redirected(
+            "outlook.office365.com",
+            "//portal.hotel.example/login"
+        ));
+        assert!(redirected(
+            "outlook.office365.com",
+            "https://evilmicrosoft.com/"
+        ));
+        assert!(redirected("2001:db8::5", "http://[2001:db8::6]/"));
+        // A 3xx without Location is not a redirect away (304 Not Modified).
+        assert_eq!(
+            judge_response("outlook.office365.com", 304, []).verdict,
+            HttpVerdict::Ok
+        );
+    }
+
+    #[test]
+    fn every_product_is_found_by_each_of_its_tokens_and_named() {
+        for product in ProxyProduct::ALL {
+            for token in product.tokens() {
+                let upper = token.to_ascii_uppercase();
+                assert_eq!(ProxyProduct::find_in(&upper), Some(product), "{token}");
+            }
+            assert!(!product.name().is_empty());
+            assert_eq!(product.to_string(), product.name());
+        }
+        assert_eq!(ProxyProduct::find_in("Microsoft-IIS/10.0"), None);
+        assert_eq!(ProxyProduct::find_in("nginx"), None);
+        assert_eq!(ProxyProduct::find_in(""), None);
+    }
+
+    /// Mostly the names the judgement reads, so their values are exercised.
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Location".to_string()),
+            Just("Server".to_string()),
+            Just("Via".to_string()),
+            Just("Proxy-Authenticate".to_string()),
+            Just("X-Squid-Error".to_string()),
+            "\\PC{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_headers_never_panic(
+            target in "\\PC{0,20}",
+            status in any::<u16>(),
+            headers in proptest::collection::vec((header_name(), "\\PC{0,40}"), 0..6),
+        ) {
+            let judged = judge_response(
+                &target,
+                status,
+                headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            prop_assert!(judged.verdict != HttpVerdict::Error);
+        }
+    }
 }

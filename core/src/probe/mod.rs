@@ -133,5 +133,8 @@ pub trait Probe {
 pub mod dns;
 pub mod resolver;
 
+pub mod http;
+pub mod stun;
+
 #[cfg(test)]
 pub(crate) mod sim;

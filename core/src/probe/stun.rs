@@ -482,13 +482,11 @@ impl<const N: usize> StunProbe<N> {
     /// The index of the sent request with this transaction id, searching from the hint onwards.
     fn find(&self, id: &TransactionId) -> Option<usize> {
         let sent = self.next;
-        (0..sent)
-            .map(|k| (self.hint + k) % sent)
-            .find(|&i| {
-                self.requests.get(i).is_some_and(|r| {
-                    r.id == *id && !matches!(r.state, RequestState::Unsent)
-                })
-            })
+        (0..sent).map(|k| (self.hint + k) % sent).find(|&i| {
+            self.requests
+                .get(i)
+                .is_some_and(|r| r.id == *id && !matches!(r.state, RequestState::Unsent))
+        })
     }
 
     fn finish(&mut self) {
@@ -573,5 +571,576 @@ impl<const N: usize> Probe for StunProbe<N> {
 
     fn poll_result(&mut self) -> Option<StunMeasurement> {
         self.result.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::TeamsTarget;
+    use crate::probe::sim::{Fate, Net, Path, Record};
+    use crate::wire::stun::{ErrorCode, MAX_REPR_LEN};
+    use proptest::prelude::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A Teams relay's STUN port in the documentation range.
+    const SERVER: SocketAddr = SocketAddr::new(
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(203, 0, 113, 50)),
+        3478,
+    );
+    /// The office's public address after NAT, as the relay sees it.
+    const PUBLIC: SocketAddr = SocketAddr::new(
+        core::net::IpAddr::V4(core::net::Ipv4Addr::new(198, 51, 100, 77)),
+        61_000,
+    );
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn us(v: u64) -> Duration {
+        Duration::from_micros(v)
+    }
+
+    fn t0() -> Instant {
+        Instant::from_secs(100)
+    }
+
+    fn emit(repr: &Repr<'_>) -> Vec<u8> {
+        let mut buf = [0u8; MAX_REPR_LEN];
+        let len = repr.emit_into(&mut buf).unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn request_id(request: &[u8]) -> TransactionId {
+        let repr = Repr::parse(&Message::new_checked(request).unwrap()).unwrap();
+        assert_eq!((repr.class, repr.method), (Class::Request, Method::Binding));
+        repr.transaction_id
+    }
+
+    /// A STUN server behind which the probe's requests appear to come from `PUBLIC`.
+    fn reflector(net: Net) -> Net {
+        net.udp(SERVER, |_, _, request| {
+            vec![emit(&Repr::binding_success(request_id(request), PUBLIC))]
+        })
+    }
+
+    fn train(count: u16, spacing: Duration, drain: Drain) -> StunConfig {
+        StunConfig {
+            server: SERVER,
+            count,
+            spacing,
+            drain,
+        }
+    }
+
+    fn probe(config: StunConfig) -> StunProbe {
+        StunProbe::new(config, SplitMix64::new(7), t0()).unwrap()
+    }
+
+    fn run(net: &mut Net, config: StunConfig) -> (StunMeasurement, Instant) {
+        net.run(&mut probe(config), t0())
+    }
+
+    fn sends(net: &Net) -> Vec<Instant> {
+        net.log
+            .iter()
+            .filter_map(|r| match r {
+                Record::Sent { at, .. } => Some(*at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn seven_of_fifty_responses_dropped_are_exactly_seven_lost() {
+        let dropped = [3, 9, 10, 22, 30, 41, 49];
+        let fates = (0..50)
+            .map(|i| match dropped.contains(&i) {
+                true => Fate::Drop,
+                false => Fate::Deliver(ms(8)),
+            })
+            .collect();
+        let mut net = reflector(Net::new(Path::fixed(ms(12)), Path::script(fates), 1));
+        let (m, _) = run(&mut net, StunConfig::new(SERVER));
+        let drops_seen = net
+            .log
+            .iter()
+            .filter(|r| matches!(r, Record::Dropped { up: false, .. }))
+            .count();
+        assert_eq!(drops_seen, 7);
+        assert_eq!((m.sent, m.received, m.lost), (50, 43, 7));
+        assert_eq!((m.duplicated, m.reordered, m.stray), (0, 0, 0));
+        assert_eq!(m.loss(), Loss::from_ppm(140_000));
+        assert_eq!(m.rtt, Rtt::new(20_000, 20_000, 20_000));
+        assert_eq!(m.mapped, Some(PUBLIC));
+    }
+
+    #[test]
+    fn requests_leave_exactly_on_schedule_each_with_its_own_id() {
+        let ids = Rc::new(RefCell::new(Vec::new()));
+        let seen = ids.clone();
+        let mut net = Net::fixed(ms(10)).udp(SERVER, move |_, _, request| {
+            seen.borrow_mut().push(request_id(request));
+            vec![emit(&Repr::binding_success(request_id(request), PUBLIC))]
+        });
+        run(&mut net, StunConfig::new(SERVER));
+        let expected: Vec<Instant> = (0..50).map(|i| t0() + ms(20) * i).collect();
+        assert_eq!(sends(&net), expected);
+        assert!(net.log.iter().all(|r| match r {
+            Record::Sent { to, len, .. } => *to == SERVER && *len == REQUEST_LEN,
+            _ => true,
+        }));
+        let mut ids = ids.borrow().clone();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 50, "every request has its own transaction id");
+    }
+
+    #[test]
+    fn the_same_seed_sends_the_same_ids_and_another_seed_others() {
+        let first_id = |seed| {
+            let mut p: StunProbe<4> =
+                StunProbe::new(train(4, ms(20), DEFAULT_DRAIN), SplitMix64::new(seed), t0())
+                    .unwrap();
+            let mut buf = [0u8; MAX_TRANSMIT];
+            let Some(Transmit::Datagram { len, .. }) = p.poll_transmit(t0(), &mut buf) else {
+                panic!("the first request is due at the start");
+            };
+            request_id(&buf[..len])
+        };
+        assert_eq!(first_id(1), first_id(1));
+        assert_ne!(first_id(1), first_id(2));
+    }
+
+    #[test]
+    fn rtt_min_median_p95_are_exact_nearest_rank() {
+        // Round trips 11, 12, ..., 30 ms: nearest rank gives the 10th (20 ms) and the 19th (29 ms).
+        let fates = (1..=20).map(|d| Fate::Deliver(ms(d))).collect();
+        let mut net = reflector(Net::new(Path::fixed(ms(10)), Path::script(fates), 1));
+        let (m, _) = run(&mut net, train(20, ms(20), DEFAULT_DRAIN));
+        assert_eq!(m.rtt, Rtt::new(11_000, 20_000, 29_000));
+        assert_eq!(m.reordered, 0);
+    }
+
+    /// RFC 3550 §6.4.1 by the book, in floating point: transit times in the order their packets
+    /// arrived.
+    fn rfc3550_jitter_us(transits_in_arrival_order: &[f64]) -> f64 {
+        let mut j = 0.0;
+        for pair in transits_in_arrival_order.windows(2) {
+            let d = (pair[1] - pair[0]).abs();
+            j += (d - j) / 16.0;
+        }
+        j
+    }
+
+    #[test]
+    fn jitter_equals_rfc3550_computed_by_hand_from_the_injected_delays() {
+        let up = 10_000u64;
+        let spacing = 20_000u64;
+        // Uneven downlink delays with µs parts; request 7 is held back 33 ms and overtaken by two.
+        let down: Vec<u64> = (0..40u64)
+            .map(|i| match i {
+                7 => 43_417,
+                _ => 4_000 + (i * 7_919) % 13 * 1_371 + i * 3,
+            })
+            .collect();
+        let fates = down.iter().map(|&d| Fate::Deliver(us(d))).collect();
+        let mut net = reflector(Net::new(Path::fixed(us(up)), Path::script(fates), 1));
+        let (m, _) = run(&mut net, train(40, us(spacing), DEFAULT_DRAIN));
+
+        let mut arrivals: Vec<(u64, f64)> = (0..40u64)
+            .map(|i| {
+                let transit = up + down[i as usize];
+                (i * spacing + transit, transit as f64)
+            })
+            .collect();
+        let in_send_order: Vec<f64> = arrivals.iter().map(|a| a.1).collect();
+        arrivals.sort_by_key(|a| a.0);
+        let in_arrival_order: Vec<f64> = arrivals.iter().map(|a| a.1).collect();
+        let expected = rfc3550_jitter_us(&in_arrival_order);
+        assert!(
+            (f64::from(m.jitter_us) - expected).abs() < 1.0,
+            "probe {} µs, RFC 3550 by hand {expected:.3} µs",
+            m.jitter_us
+        );
+        // The data tells the two orders apart, so the probe's choice of order is what is tested.
+        assert!((rfc3550_jitter_us(&in_send_order) - expected).abs() > 100.0);
+        assert_eq!(m.reordered, 1);
+    }
+
+    #[test]
+    fn jitter_of_a_steady_path_is_zero_and_of_an_alternating_one_converges() {
+        let mut net = reflector(Net::fixed(ms(10)));
+        assert_eq!(run(&mut net, StunConfig::new(SERVER)).0.jitter_us, 0);
+        // |D| = 4 ms every time: J = 4 ms × (1 - (15/16)^49) after 50 packets.
+        let fates = (0..50)
+            .map(|i| Fate::Deliver(ms(if i % 2 == 0 { 5 } else { 9 })))
+            .collect();
+        let mut net = reflector(Net::new(Path::fixed(ms(10)), Path::script(fates), 1));
+        let m = run(&mut net, StunConfig::new(SERVER)).0;
+        let expected = 4_000.0 * (1.0 - (15.0f64 / 16.0).powi(49));
+        assert!((f64::from(m.jitter_us) - expected).abs() < 1.0, "{m:?}");
+    }
+
+    #[test]
+    fn duplicates_and_reordering_are_counted_exactly() {
+        let mut fates = vec![Fate::Deliver(ms(5)); 20];
+        // Sent at 60 ms, back at 115 ms: after the answers to requests 4 (90) and 5 (110).
+        fates[3] = Fate::Deliver(ms(50));
+        fates[10] = Fate::Duplicate(ms(5), ms(9));
+        // The late copy is a duplicate, not a reordering.
+        fates[15] = Fate::Duplicate(ms(5), ms(200));
+        // Sent at 340 ms, back at 375 ms: after the answer to request 18 (370).
+        fates[17] = Fate::Deliver(ms(30));
+        let mut net = reflector(Net::new(Path::fixed(ms(5)), Path::script(fates), 1));
+        let (m, _) = run(&mut net, train(20, ms(20), DEFAULT_DRAIN));
+        assert_eq!((m.received, m.lost), (20, 0));
+        assert_eq!(m.duplicated, 2);
+        assert_eq!(m.reordered, 2);
+        // 18 round trips of 10 ms, then 35 and 55: duplicates do not add samples.
+        assert_eq!(m.rtt, Rtt::new(10_000, 10_000, 35_000));
+    }
+
+    #[test]
+    fn a_server_that_never_answers_loses_everything_and_ends_at_last_send_plus_drain() {
+        let mut net = Net::fixed(ms(10)).udp(SERVER, |_, _, _| Vec::new());
+        let (m, at) = run(&mut net, StunConfig::new(SERVER));
+        assert_eq!(at, t0() + ms(20) * 49 + ms(1_000));
+        assert_eq!((m.sent, m.received, m.lost), (50, 0, 50));
+        assert_eq!((m.rtt, m.jitter_us, m.mapped), (None, 0, None));
+        assert_eq!(m.loss(), Some(Loss::ALL));
+        assert_eq!(m.teams_quality(), None);
+    }
+
+    #[test]
+    fn a_response_at_the_deadline_is_too_late_and_one_just_before_counts() {
+        let config = train(1, ms(20), Drain::Fixed(ms(100)));
+        let mut net = reflector(Net::new(Path::fixed(ms(50)), Path::fixed(ms(50)), 1));
+        let (m, at) = run(&mut net, config);
+        assert_eq!((m.received, m.lost, at), (0, 1, t0() + ms(100)));
+        let mut net = reflector(Net::new(Path::fixed(ms(50)), Path::fixed(us(49_999)), 1));
+        let (m, _) = run(&mut net, config);
+        assert_eq!((m.received, m.lost), (1, 0));
+        assert_eq!(m.rtt, Rtt::new(99_999, 99_999, 99_999));
+    }
+
+    #[test]
+    fn stray_responses_are_ignored_and_counted() {
+        // Each request is answered twice: first with a transaction id the probe never sent, then
+        // properly. Neither the stray nor its mapped address may count.
+        let decoy = "192.0.2.200:1".parse().unwrap();
+        let mut net = Net::fixed(ms(10)).udp(SERVER, move |_, _, request| {
+            vec![
+                emit(&Repr::binding_success(TransactionId([0xAB; 12]), decoy)),
+                emit(&Repr::binding_success(request_id(request), PUBLIC)),
+            ]
+        });
+        let (m, _) = run(&mut net, StunConfig::new(SERVER));
+        assert_eq!((m.received, m.lost, m.duplicated), (50, 0, 0));
+        assert_eq!(m.stray, 50);
+        assert_eq!(m.mapped, Some(PUBLIC));
+        assert_eq!(m.mapping_changes, 0);
+    }
+
+    #[test]
+    fn only_a_binding_response_from_the_server_answers_a_request() {
+        let mut p = probe(train(1, ms(20), Drain::Fixed(ms(500))));
+        let mut buf = [0u8; MAX_TRANSMIT];
+        let Some(Transmit::Datagram { to, len }) = p.poll_transmit(t0(), &mut buf) else {
+            panic!("the first request is due at the start");
+        };
+        assert_eq!(to, SERVER);
+        let id = request_id(&buf[..len]);
+        let good = emit(&Repr::binding_success(id, PUBLIC));
+        let at = t0() + ms(30);
+        let elsewhere: SocketAddr = "203.0.113.51:3478".parse().unwrap();
+        p.handle(
+            at,
+            Event::Datagram {
+                from: elsewhere,
+                data: &good,
+            },
+        );
+        let echoed = emit(&Repr::binding_request(id));
+        p.handle(
+            at,
+            Event::Datagram {
+                from: SERVER,
+                data: &echoed,
+            },
+        );
+        let mut corrupt = good.clone();
+        corrupt[25] ^= 1; // inside XOR-MAPPED-ADDRESS: the FINGERPRINT no longer matches
+        p.handle(
+            at,
+            Event::Datagram {
+                from: SERVER,
+                data: &corrupt,
+            },
+        );
+        p.handle(
+            at,
+            Event::Datagram {
+                from: SERVER,
+                data: b"\x80\x00RTP",
+            },
+        );
+        assert_eq!(p.poll_timeout(), Some(t0() + ms(500)));
+        p.handle(
+            at + ms(2),
+            Event::Datagram {
+                from: SERVER,
+                data: &good,
+            },
+        );
+        p.handle_timeout(t0() + ms(500));
+        assert_eq!(p.poll_timeout(), None);
+        let m = p.poll_result().unwrap();
+        assert_eq!((m.stray, m.malformed), (2, 2));
+        assert_eq!((m.received, m.lost), (1, 0));
+        assert_eq!(m.rtt, Rtt::new(32_000, 32_000, 32_000));
+        assert_eq!(p.poll_result(), None, "the result comes once");
+    }
+
+    #[test]
+    fn a_late_shell_delays_the_send_but_not_the_round_trip() {
+        let mut p = probe(train(5, ms(20), DEFAULT_DRAIN));
+        let mut buf = [0u8; MAX_TRANSMIT];
+        // The shell wakes 45 ms late: requests 0, 1 and 2 are all overdue and leave now.
+        let late = t0() + ms(45);
+        let mut ids = Vec::new();
+        while let Some(Transmit::Datagram { len, .. }) = p.poll_transmit(late, &mut buf) {
+            ids.push(request_id(&buf[..len]));
+        }
+        assert_eq!(ids.len(), 3);
+        assert_eq!(p.poll_timeout(), Some(t0() + ms(60)));
+        let answer = emit(&Repr::binding_success(ids[0], PUBLIC));
+        p.handle(
+            late + ms(10),
+            Event::Datagram {
+                from: SERVER,
+                data: &answer,
+            },
+        );
+        p.handle_timeout(t0() + ms(60));
+        while p.poll_transmit(t0() + ms(80), &mut buf).is_some() {}
+        let deadline = t0() + ms(80) + ms(1_000);
+        assert_eq!(p.poll_timeout(), Some(deadline));
+        p.handle_timeout(deadline);
+        let m = p.poll_result().unwrap();
+        assert_eq!((m.sent, m.received, m.lost), (5, 1, 4));
+        assert_eq!(m.rtt, Rtt::new(10_000, 10_000, 10_000));
+    }
+
+    #[test]
+    fn an_authenticating_relay_proves_the_path_and_is_reported() {
+        let mut net = Net::fixed(ms(10)).udp(SERVER, |_, _, request| {
+            let id = request_id(request);
+            vec![emit(&Repr::binding_error(
+                id,
+                ErrorCode::UNAUTHENTICATED,
+                "Unauthorized",
+            ))]
+        });
+        let (m, _) = run(&mut net, StunConfig::new(SERVER));
+        assert_eq!((m.received, m.lost), (50, 0));
+        assert_eq!(m.error_responses, 50);
+        assert_eq!(m.first_error, Some(401));
+        assert_eq!(m.mapped, None);
+        assert_eq!(m.rtt, Rtt::new(20_000, 20_000, 20_000));
+    }
+
+    #[test]
+    fn a_nat_that_changes_the_mapping_mid_train_is_noticed() {
+        let other: SocketAddr = "198.51.100.78:61000".parse().unwrap();
+        let mut n = 0;
+        let mut net = Net::fixed(ms(10)).udp(SERVER, move |_, _, request| {
+            n += 1;
+            let mapped = if n <= 30 { PUBLIC } else { other };
+            vec![emit(&Repr::binding_success(request_id(request), mapped))]
+        });
+        let (m, _) = run(&mut net, StunConfig::new(SERVER));
+        assert_eq!(m.mapped, Some(PUBLIC));
+        assert_eq!(m.mapping_changes, 20);
+    }
+
+    #[test]
+    fn drain_scales_with_the_largest_round_trip_within_its_bounds() {
+        let drain = Drain::RttMultiple {
+            factor: 2,
+            min: ms(100),
+            max: ms(1_000),
+        };
+        let last_send = t0() + ms(20) * 9;
+        let end = |one_way: u64| {
+            let mut net = reflector(Net::fixed(ms(one_way)));
+            let (m, at) = run(&mut net, train(10, ms(20), drain));
+            assert_eq!(m.lost, 0);
+            at
+        };
+        assert_eq!(
+            end(15),
+            last_send + ms(100),
+            "2 × 30 ms is below the minimum"
+        );
+        assert_eq!(end(150), last_send + ms(600), "2 × 300 ms");
+        assert_eq!(
+            end(400),
+            last_send + ms(1_000),
+            "2 × 800 ms is above the maximum"
+        );
+        let mut silent = Net::fixed(ms(10));
+        assert_eq!(
+            run(&mut silent, train(10, ms(20), drain)).1,
+            last_send + ms(1_000)
+        );
+    }
+
+    #[test]
+    fn summary_and_teams_inputs_carry_the_measurement() {
+        let mut fates = vec![Fate::Deliver(ms(20)); 50];
+        fates[5] = Fate::Drop;
+        fates[6] = Fate::Deliver(ms(24));
+        let mut net = reflector(Net::new(Path::fixed(ms(20)), Path::script(fates), 1));
+        let (m, _) = run(&mut net, StunConfig::new(SERVER));
+        assert_eq!((m.sent, m.lost), (50, 1));
+        let s = m.summary(3);
+        assert_eq!((s.target, s.port), (3, 3478));
+        assert_eq!((s.sent, s.received, s.lost), (50, 49, 1));
+        assert_eq!((s.duplicated, s.reordered), (0, 0));
+        assert_eq!(
+            (s.rtt, s.jitter_us, s.mapped),
+            (m.rtt, m.jitter_us, Some(PUBLIC))
+        );
+        let q = m.teams_quality().unwrap();
+        assert_eq!(q.rtt, ms(40));
+        assert_eq!(q.loss, Loss::from_ppm(20_000).unwrap());
+        assert_eq!(q.jitter, us(u64::from(m.jitter_us)));
+        assert!(m.jitter_us > 0);
+        // 2 % loss misses Microsoft's 1 % target; 40 ms and sub-millisecond jitter meet theirs.
+        let verdict = q.judge();
+        assert_eq!(verdict.failed().collect::<Vec<_>>(), [TeamsTarget::Loss]);
+        assert!(
+            q.mos()
+                < TeamsQuality {
+                    loss: Loss::NONE,
+                    ..q
+                }
+                .mos()
+        );
+    }
+
+    #[test]
+    fn microsoft_15_second_measurement_fits_and_overlong_trains_are_refused() {
+        let config = StunConfig::microsoft_15s(SERVER);
+        assert_eq!(config.count as u64 * config.spacing.as_millis(), 15_000);
+        let mut net = reflector(Net::fixed(ms(10)));
+        let (m, _) = run(&mut net, config);
+        assert_eq!((m.sent, m.received), (750, 750));
+        assert_eq!(sends(&net).last(), Some(&(t0() + ms(14_980))));
+
+        let refuse = |config: StunConfig| {
+            StunProbe::<MAX_TRAIN_LEN>::new(config, SplitMix64::new(1), t0()).err()
+        };
+        let too_many = MAX_TRAIN_LEN as u16 + 1;
+        assert_eq!(
+            refuse(train(0, ms(20), DEFAULT_DRAIN)),
+            Some(StunConfigError::NoRequests)
+        );
+        assert_eq!(
+            refuse(train(too_many, ms(20), DEFAULT_DRAIN)),
+            Some(StunConfigError::TooManyRequests)
+        );
+        assert_eq!(
+            refuse(train(1000, ms(1_000), DEFAULT_DRAIN)),
+            Some(StunConfigError::TooLong)
+        );
+        let bad = Drain::RttMultiple {
+            factor: 2,
+            min: ms(500),
+            max: ms(100),
+        };
+        assert_eq!(
+            refuse(train(10, ms(20), bad)),
+            Some(StunConfigError::BadDrain)
+        );
+        // A small probe (the firmware's, say) refuses what it cannot hold rather than truncating.
+        assert_eq!(
+            StunProbe::<64>::new(config, SplitMix64::new(1), t0()).err(),
+            Some(StunConfigError::TooManyRequests)
+        );
+        assert!(StunConfigError::TooLong.to_string().contains("600 s"));
+    }
+
+    #[test]
+    fn the_request_is_a_fingerprinted_binding_request() {
+        let repr = Repr::binding_request(TransactionId([1; 12]));
+        assert_eq!(repr.buffer_len(), REQUEST_LEN);
+        assert!(repr.fingerprint);
+    }
+
+    fn fate() -> impl Strategy<Value = Fate> {
+        prop_oneof![
+            4 => (0u64..300_000).prop_map(|d| Fate::Deliver(us(d))),
+            1 => Just(Fate::Drop),
+            1 => (0u64..300_000, 0u64..300_000).prop_map(|(a, b)| Fate::Duplicate(us(a), us(b))),
+        ]
+    }
+
+    fn drain() -> impl Strategy<Value = Drain> {
+        prop_oneof![
+            (0u64..500_000).prop_map(|d| Drain::Fixed(us(d))),
+            (1u32..4, 0u64..200_000, 0u64..500_000).prop_map(|(factor, a, b)| {
+                Drain::RttMultiple {
+                    factor,
+                    min: us(a.min(b)),
+                    max: us(a.max(b)),
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn arbitrary_fates_never_panic_and_finish_in_time(
+            up in proptest::collection::vec(fate(), 0..80),
+            down in proptest::collection::vec(fate(), 0..80),
+            count in 1u16..60,
+            spacing in 0u64..40_000,
+            drain in drain(),
+            seed in any::<u64>(),
+        ) {
+            let config = train(count, us(spacing), drain);
+            let mut net = reflector(Net::new(Path::script(up), Path::script(down), seed));
+            let (m, at) = net.run(&mut probe(config), t0());
+            let last_send = *sends(&net).last().unwrap();
+            prop_assert_eq!(last_send, t0() + us(spacing) * u32::from(count - 1));
+            prop_assert!(at >= last_send + drain_min(drain));
+            prop_assert!(at <= last_send + drain.longest());
+            prop_assert!(at <= t0() + us(spacing) * u32::from(count) + drain.longest());
+            prop_assert_eq!(m.sent, count);
+            prop_assert_eq!(m.sent, m.received + m.lost);
+            prop_assert!(m.reordered <= m.received);
+            prop_assert_eq!(m.rtt.is_some(), m.received > 0);
+            if m.received < 2 {
+                prop_assert_eq!(m.jitter_us, 0);
+            }
+            if let Drain::Fixed(d) = drain {
+                prop_assert_eq!(at, last_send + d);
+            }
+        }
+    }
+
+    fn drain_min(drain: Drain) -> Duration {
+        match drain {
+            Drain::Fixed(d) => d,
+            Drain::RttMultiple { min, .. } => min,
+        }
     }
 }
