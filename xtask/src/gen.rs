@@ -387,8 +387,17 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Splits the first DER value off `data`: (tag, contents, whole encoding, rest).
-fn der_split(data: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8])> {
+/// One DER value at the start of some bytes, and what follows it.
+struct Tlv<'a> {
+    tag: u8,
+    contents: &'a [u8],
+    /// Tag, length and contents.
+    whole: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Splits the first DER value off `data`.
+fn der_split(data: &[u8]) -> Result<Tlv<'_>> {
     let (&tag, rest) = data.split_first().context("truncated DER")?;
     ensure!(tag & 0x1f != 0x1f, "multi-byte DER tag");
     let (&first, rest) = rest.split_first().context("truncated DER")?;
@@ -407,67 +416,72 @@ fn der_split(data: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8])> {
         data.len() - header >= len,
         "DER value runs past its container"
     );
-    Ok((
+    Ok(Tlv {
         tag,
-        &data[header..header + len],
-        &data[..header + len],
-        &data[header + len..],
-    ))
+        contents: &data[header..header + len],
+        whole: &data[..header + len],
+        rest: &data[header + len..],
+    })
 }
 
-fn der_expect(data: &[u8], tag: u8) -> Result<(&[u8], &[u8], &[u8])> {
-    let (t, contents, whole, rest) = der_split(data)?;
-    ensure!(t == tag, "DER tag {t:#04x} where {tag:#04x} belongs");
-    Ok((contents, whole, rest))
+fn der_expect(data: &[u8], tag: u8) -> Result<Tlv<'_>> {
+    let tlv = der_split(data)?;
+    ensure!(
+        tlv.tag == tag,
+        "DER tag {:#04x} where {tag:#04x} belongs",
+        tlv.tag
+    );
+    Ok(tlv)
 }
 
 /// Subject CN and O and the SPKI hash of a self-signed certificate: the fields the table keeps. The
 /// core's own X.509 parser reads the same files in a test and must agree.
 fn parse_root(der: &[u8]) -> Result<(String, Option<String>, [u8; 32])> {
     const SEQUENCE: u8 = 0x30;
-    let (cert, _, rest) = der_expect(der, SEQUENCE)?;
-    ensure!(rest.is_empty(), "bytes after the certificate");
-    let (tbs, _, _) = der_expect(cert, SEQUENCE)?;
-    let mut r = tbs;
+    let cert = der_expect(der, SEQUENCE)?;
+    ensure!(cert.rest.is_empty(), "bytes after the certificate");
+    let tbs = der_expect(cert.contents, SEQUENCE)?;
+    let mut r = tbs.contents;
     if r.first() == Some(&0xa0) {
-        r = der_split(r)?.3; // version
+        r = der_split(r)?.rest; // version
     }
-    r = der_expect(r, 0x02)?.2; // serialNumber
-    r = der_expect(r, SEQUENCE)?.2; // signature
-    let (_, issuer, rest) = der_expect(r, SEQUENCE)?;
-    r = der_expect(rest, SEQUENCE)?.2; // validity
-    let (subject, subject_der, rest) = der_expect(r, SEQUENCE)?;
-    let (_, spki, _) = der_expect(rest, SEQUENCE)?;
+    r = der_expect(r, 0x02)?.rest; // serialNumber
+    r = der_expect(r, SEQUENCE)?.rest; // signature
+    let issuer = der_expect(r, SEQUENCE)?;
+    let validity = der_expect(issuer.rest, SEQUENCE)?;
+    let subject = der_expect(validity.rest, SEQUENCE)?;
+    let spki = der_expect(subject.rest, SEQUENCE)?;
     ensure!(
-        issuer == subject_der,
+        issuer.whole == subject.whole,
         "not self-signed: a root's issuer is its subject"
     );
     let (mut common_name, mut organization) = (None, None);
-    let mut rdns = subject;
+    let mut rdns = subject.contents;
     while !rdns.is_empty() {
-        let (set, _, rest) = der_expect(rdns, 0x31)?;
-        rdns = rest;
-        let mut atvs = set;
+        let set = der_expect(rdns, 0x31)?;
+        rdns = set.rest;
+        let mut atvs = set.contents;
         while !atvs.is_empty() {
-            let (atv, _, rest) = der_expect(atvs, SEQUENCE)?;
-            atvs = rest;
-            let (oid, _, value) = der_expect(atv, 0x06)?;
-            let (tag, text, _, _) = der_split(value)?;
-            let slot = match oid {
+            let atv = der_expect(atvs, SEQUENCE)?;
+            atvs = atv.rest;
+            let oid = der_expect(atv.contents, 0x06)?;
+            let value = der_split(oid.rest)?;
+            let slot = match oid.contents {
                 [0x55, 0x04, 0x03] => &mut common_name,
                 [0x55, 0x04, 0x0a] => &mut organization,
                 _ => continue,
             };
             ensure!(
-                matches!(tag, 0x0c | 0x13 | 0x14 | 0x16),
-                "name in string type {tag:#04x}"
+                matches!(value.tag, 0x0c | 0x13 | 0x14 | 0x16),
+                "name in string type {:#04x}",
+                value.tag
             );
-            let text = std::str::from_utf8(text).context("name not UTF-8")?;
+            let text = std::str::from_utf8(value.contents).context("name not UTF-8")?;
             slot.get_or_insert_with(|| text.to_string());
         }
     }
     let common_name = common_name.context("subject has no common name")?;
-    Ok((common_name, organization, Sha256::digest(spki).into()))
+    Ok((common_name, organization, Sha256::digest(spki.whole).into()))
 }
 
 fn render_roots(roots: &[Root]) -> String {

@@ -136,5 +136,8 @@ pub mod resolver;
 pub mod http;
 pub mod stun;
 
+pub mod tcp;
+pub mod tls;
+
 #[cfg(test)]
 pub(crate) mod sim;

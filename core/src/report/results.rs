@@ -257,7 +257,7 @@ pub enum TlsVerdict {
 pub struct TlsSummary {
     /// Manifest index of the target.
     pub target: u8,
-    /// Time from ClientHello sent to the server's Finished (or to the failure), µs.
+    /// Time from ClientHello sent to the server's ServerHelloDone (or to the failure), µs.
     pub handshake_us: u32,
     /// What the chain says.
     pub verdict: TlsVerdict,
