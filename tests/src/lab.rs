@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::{Duration, Instant};
@@ -395,6 +395,14 @@ impl Lab {
     }
 
     fn build(&self, pki: &Pki, relay_binary: &Path, options: &LabOptions) -> Result<(), LabError> {
+        // O365LAB_TRACE=1 prints how long each phase took: start-up time is what every test pays.
+        let started = Instant::now();
+        let trace = std::env::var_os("O365LAB_TRACE").is_some();
+        let phase = |name: &str| {
+            if trace {
+                eprintln!("o365lab: {name} at {} ms", started.elapsed().as_millis());
+            }
+        };
         let mut all: Vec<&Netns> = vec![&self.internet, &self.collector];
         all.extend(self.offices.iter().map(|o| &o.netns));
         // Recorded before they exist: a failure half-way still removes whatever was made.
@@ -404,19 +412,23 @@ impl Lab {
             .unwrap_or_else(|e| e.into_inner())
             .extend(all.iter().map(|n| (*n).clone()));
         netns::create(&all)?;
+        phase("namespaces created");
 
         // Without DAD, IPv6 addresses are usable at once instead of a second later.
         let quiet = [
             ("net.ipv6.conf.default.accept_dad", "0"),
             ("net.ipv6.conf.all.accept_dad", "0"),
-            ("net.ipv4.ping_group_range", "0 2147483647"),
         ];
         for ns in &all {
             netns::sysctl(ns, &quiet)?;
+            // Unprivileged ping sockets for every group, as a router's agent may use them; a user
+            // namespace only maps its own groups, and there the agent is root anyway.
+            let _ = netns::sysctl(ns, &[("net.ipv4.ping_group_range", "0 2147483647")]);
         }
         netns::sysctl(
             &self.internet,
             &[
+                ("net.ipv4.ip_unprivileged_port_start", "0"),
                 ("net.ipv4.ip_forward", "1"),
                 ("net.ipv6.conf.all.forwarding", "1"),
             ],
@@ -461,6 +473,7 @@ impl Lab {
         // Peers first (they only need the internet's loopback), relays while they start.
         let logs = self.dir.join("logs");
         mkdir(&logs)?;
+        phase("internet and collector configured");
         let middleboxes: Vec<peers::MiddleboxSite> = self
             .offices
             .iter()
@@ -492,6 +505,7 @@ impl Lab {
             let child = netns::spawn(cmd)?;
             self.teardown.adopt(&peer.name, child);
         }
+        phase("peers started");
         let mut relays = Vec::new();
         for office in &self.offices {
             relays.push(self.start_relay(office, relay_binary, options, &logs)?);
@@ -510,6 +524,7 @@ impl Lab {
                 ),
             })?;
         }
+        phase("relays ready");
         let mut inet = Vec::new();
         for office in &self.offices {
             let ifname = office.internet_ifname();
@@ -538,7 +553,9 @@ impl Lab {
         }
         netns::ip_batch(Some(&self.internet), &inet)?;
 
-        self.wait_for_peers(&peers, deadline, &logs)?;
+        phase("links configured");
+        self.wait_for_peers(&peers, deadline, &logs, &phase)?;
+        phase("peers ready");
         for office in &self.offices {
             write_file(&office.agent_config_path, &office.agent_config())?;
         }
@@ -607,6 +624,7 @@ impl Lab {
         peers: &[peers::Peer],
         deadline: Instant,
         logs: &Path,
+        trace: &dyn Fn(&str),
     ) -> Result<(), LabError> {
         let mut pending: Vec<(String, SocketAddr)> = peers
             .iter()
@@ -628,19 +646,30 @@ impl Lab {
                     what: "entering the internet namespace".into(),
                     source,
                 })?;
+            for (name, _) in &pending {
+                if !left.iter().any(|(n, _)| n == name) {
+                    trace(&format!("{name} ready"));
+                }
+            }
             pending = left;
-            let Some((name, addr)) = pending.first().cloned() else {
+            if pending.is_empty() {
                 return Ok(());
-            };
-            let died = self.teardown.exited(&name);
+            }
+            let died = pending
+                .iter()
+                .find_map(|(name, _)| Some((name.clone(), self.teardown.exited(name)?)));
             if died.is_some() || Instant::now() > deadline {
+                let (name, detail) = match died {
+                    Some((name, status)) => (name, format!("it exited ({status})")),
+                    None => (
+                        pending[0].0.clone(),
+                        format!("{} refused connections", pending[0].1),
+                    ),
+                };
                 return Err(LabError::NotReady {
-                    peer: name.clone(),
-                    detail: match died {
-                        Some(status) => format!("it exited ({status})"),
-                        None => format!("{addr} refused connections"),
-                    },
                     log: tail(&logs.join(format!("{name}.log"))),
+                    peer: name,
+                    detail,
                 });
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -837,6 +866,12 @@ impl Drop for Lab {
     }
 }
 
+/// Whether other processes see this process's labs (`ip netns`, `o365lab status` and `down`): as
+/// root they do; inside `unshare -rn` each process keeps its namespaces in a private mount namespace.
+pub fn shared_between_processes() -> bool {
+    netns::initial_user_namespace()
+}
+
 /// Why this process cannot run a lab, if it cannot (tests print it and skip).
 pub fn unavailable() -> Option<String> {
     // SAFETY: geteuid cannot fail.
@@ -992,7 +1027,7 @@ pub(crate) struct Teardown {
     dir: PathBuf,
     namespaces: Mutex<Vec<Netns>>,
     children: Mutex<Vec<(String, Child)>>,
-    done: AtomicBool,
+    done: Mutex<bool>,
 }
 
 impl Teardown {
@@ -1002,7 +1037,7 @@ impl Teardown {
             dir,
             namespaces: Mutex::new(Vec::new()),
             children: Mutex::new(Vec::new()),
-            done: AtomicBool::new(false),
+            done: Mutex::new(false),
         }
     }
 
@@ -1031,11 +1066,14 @@ impl Teardown {
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after a second), kills whatever is left inside the
-    /// namespaces, deletes them and the directory. Runs once; later calls return nothing.
+    /// namespaces, deletes them and the directory. Runs once; a concurrent call (a signal arriving
+    /// during a drop) waits for it to finish, later calls return nothing.
     fn run(&self) -> Vec<String> {
-        if self.done.swap(true, Ordering::SeqCst) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
             return Vec::new();
         }
+        *done = true;
         let mut problems = Vec::new();
         let mut children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));

@@ -25,7 +25,8 @@ pub mod scenario;
 pub mod world;
 
 pub use lab::{
-    down_all, remove_stale, status, unavailable, Egress, Lab, LabOptions, LabStatus, Office,
+    down_all, remove_stale, shared_between_processes, status, unavailable, Egress, Lab, LabOptions,
+    LabStatus, Office,
 };
 pub use netns::Netns;
 pub use scenario::{Finding, Middlebox, OfficeSpec, ProxyMode, Scenario};

@@ -259,8 +259,9 @@ fn prepare_spawner_thread() -> Result<PathBuf, String> {
     )))
 }
 
-/// Whether this process runs in the initial user namespace (uid_map maps the whole range).
-fn initial_user_namespace() -> bool {
+/// Whether this process runs in the initial user namespace (uid_map maps the whole range), rather
+/// than in one like `unshare -rn` makes, where only its own uid exists.
+pub(crate) fn initial_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
         .unwrap_or(true)

@@ -388,7 +388,7 @@ fn nginx(dir: &Path, pki: &Pki) -> Result<Peer, LabError> {
     }
     let sites = web_sites(true);
     let mut conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {n}/nginx.pid;\nerror_log {n}/error.log warn;\n\
+        "daemon off;\nmaster_process off;\nuser root root;\nworker_processes 1;\npid {n}/nginx.pid;\nerror_log {n}/error.log warn;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n    access_log off;\n    server_tokens on;\n    sendfile on;\n\
          \x20   client_body_temp_path {n}/body;\n    proxy_temp_path {n}/proxy;\n    fastcgi_temp_path {n}/fastcgi;\n\
@@ -481,15 +481,34 @@ fn service_name(dir: &Path, instance: &str) -> String {
 }
 
 /// Squid's command line.
+///
+/// Squid refuses to run as root and, started as root, switches to `proxy`. In a user namespace
+/// (`unshare -rn`) that user does not exist, so squid runs in a nested one where it *is* `proxy`
+/// (mapped onto our uid, so it still owns the lab's files); the internet namespace lets anyone
+/// bind ports below 1024 for the 403 endpoint's port 80.
 fn squid_argv(conf: &Path, service: String) -> Vec<String> {
-    vec![
+    let mut argv: Vec<String> = Vec::new();
+    if !crate::netns::initial_user_namespace() {
+        argv.extend(
+            [
+                "unshare",
+                "--user",
+                "--map-user=proxy",
+                "--map-group=proxy",
+                "--",
+            ]
+            .map(String::from),
+        );
+    }
+    argv.extend([
         "squid".into(),
         "-N".into(),
         "-n".into(),
         service,
         "-f".into(),
         s(conf),
-    ]
+    ]);
+    argv
 }
 
 /// The explicit proxy in London (open on 3128, 407 on 3129) and the 403 web endpoint.

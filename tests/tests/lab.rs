@@ -876,53 +876,102 @@ fn a_panicking_test_still_tears_its_lab_down() {
     assert!(!dir.exists());
 }
 
-/// Starts `o365lab up --scenario NAME` and waits for it to say the lab is up; returns the child and
-/// the lab's prefix and directory.
-fn lab_by_hand(scenario: &str) -> (std::process::Child, String, std::path::PathBuf) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_o365lab"))
-        .args(["up", "--scenario", scenario])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut first = None;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if first.is_none() {
-                first = Some(line.clone());
+/// `o365lab up --scenario NAME` in another process, as a person would run it; whatever a test does
+/// with it, dropping this makes sure the process is gone.
+struct ByHand {
+    child: std::process::Child,
+    prefix: String,
+    dir: std::path::PathBuf,
+}
+
+impl ByHand {
+    /// Starts it and waits for it to say the lab is up.
+    fn up(scenario: &str) -> ByHand {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_o365lab"))
+            .args(["up", "--scenario", scenario])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if first.is_none() {
+                    first = Some(line.clone());
+                }
+                if line.starts_with("Ctrl-C tears") {
+                    let _ = tx.send(first.take().unwrap_or_default());
+                }
             }
-            if line.starts_with("Ctrl-C tears") {
-                let _ = tx.send(first.take().unwrap_or_default());
+        });
+        let mut by_hand = ByHand {
+            child,
+            prefix: String::new(),
+            dir: Default::default(),
+        };
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("o365lab up never said the lab was up");
+        // "lab o365lab-PID-N (directory /tmp/o365lab-PID-N), up in … ms"
+        by_hand.prefix = first.split_whitespace().nth(1).unwrap().to_owned();
+        by_hand.dir = first
+            .split("(directory ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .unwrap()
+            .into();
+        by_hand
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory effects; the pid is our unreaped child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for ByHand {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal(libc::SIGCONT);
+            self.signal(libc::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("o365lab up never said the lab was up");
-    // "lab o365lab-PID-N (directory /tmp/o365lab-PID-N), up in … ms"
-    let prefix = first.split_whitespace().nth(1).unwrap().to_owned();
-    let dir = first
-        .split("(directory ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap()
-        .into();
-    (child, prefix, dir)
+    }
+}
+
+/// Tests that look at a lab from another process: inside a user namespace (`unshare -rn`) each
+/// process keeps its namespaces to itself, so there is nothing to see.
+fn skip_cross_process(test: &str) -> bool {
+    if skip(test) {
+        return true;
+    }
+    if !o365probe_lab::shared_between_processes() {
+        eprintln!(
+            "skipping {test}: in a user namespace, labs are private to the process that made them"
+        );
+        return true;
+    }
+    false
 }
 
 #[test]
 fn ctrl_c_tears_down_a_lab_brought_up_by_hand() {
-    if skip("ctrl_c_tears_down") {
+    if skip_cross_process("ctrl_c_tears_down") {
         return;
     }
-    let (mut child, prefix, dir) = lab_by_hand("explicit-proxy");
+    let mut lab = ByHand::up("explicit-proxy");
+    let (prefix, dir) = (lab.prefix.clone(), lab.dir.clone());
     assert_eq!(traces(&prefix, &dir).0.len(), 3);
-    // SAFETY: kill has no memory effects; the pid is our unreaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
+    lab.signal(libc::SIGINT);
+    let status = lab.child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let (namespaces, processes) = traces(&prefix, &dir);
     assert!(
@@ -934,13 +983,13 @@ fn ctrl_c_tears_down_a_lab_brought_up_by_hand() {
 
 #[test]
 fn down_removes_a_lab_running_elsewhere() {
-    if skip("down_removes_a_lab_running_elsewhere") {
+    if skip_cross_process("down_removes_a_lab_running_elsewhere") {
         return;
     }
-    let (mut child, prefix, dir) = lab_by_hand("far-resolver");
+    let lab = ByHand::up("far-resolver"); // dropping it kills the frozen process
+    let (prefix, dir) = (lab.prefix.clone(), lab.dir.clone());
     // Frozen, its owner is alive: only an explicit `down` may remove the lab.
-    // SAFETY: kill has no memory effects; the pid is our unreaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    lab.signal(libc::SIGSTOP);
     let (namespaces, processes) = traces(&prefix, &dir);
     assert_eq!(namespaces.len(), 3, "{namespaces:?}");
     assert!(
@@ -955,18 +1004,17 @@ fn down_removes_a_lab_running_elsewhere() {
         "{namespaces:?} {processes:?}"
     );
     assert!(!dir.exists());
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
 fn leftovers_of_a_killed_lab_process_are_removed() {
-    if skip("leftovers_of_a_killed_lab_process") {
+    if skip_cross_process("leftovers_of_a_killed_lab_process") {
         return;
     }
-    let (mut child, prefix, dir) = lab_by_hand("tls-inspection");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut lab = ByHand::up("tls-inspection");
+    let (prefix, dir) = (lab.prefix.clone(), lab.dir.clone());
+    lab.child.kill().unwrap();
+    lab.child.wait().unwrap();
     // SIGKILL leaves no time to clean up. Relays and most daemons die with their parent (squid,
     // which drops privileges, does not); the namespaces stay until the next lab start (or
     // `o365lab down`) sees that their owner is gone. (A lab starting in another test may get there

@@ -5,11 +5,13 @@
 //! - `fuzz`: run each cargo-fuzz target for a while and report executions.
 //! - `nostd`: build the core for thumbv7em-none-eabihf with Debian's Rust and `-Zbuild-std=core`.
 //! - `gen`: regenerate the core's tables from the derived data in core/data/ (`--check` in tests).
+//! - `lab`: bring lab scenarios up by hand, look at and remove labs (runs `o365lab`, as root).
 
 mod ci;
 mod cross;
 mod fuzz;
 mod gen;
+mod lab;
 mod setup;
 mod util;
 
@@ -25,6 +27,8 @@ tasks:
                           run the cargo-fuzz targets (default: all, 60 s each)
   nostd                   build the core for thumbv7em-none-eabihf without std or alloc
   gen [--check]           regenerate core tables from core/data/ (--check: fail if stale)
+  lab up|down|status|list [--scenario NAME]...
+                          the lab (root): bring scenarios up until Ctrl-C, remove or list labs
 ";
 
 fn main() -> Result<()> {
@@ -37,6 +41,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::run(&rest),
         "nostd" => cross::nostd(),
         "gen" => gen::run(&rest),
+        "lab" => lab::run(&rest),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

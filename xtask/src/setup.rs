@@ -14,6 +14,23 @@ const APT: &[(&str, &str)] = &[
     ("cargo-web", "cargo for the cross compiler"),
     ("rust-web-src", "library source for -Zbuild-std"),
     ("lld-19", "linker for bare-metal ARM"),
+    // The lab (tests/, README "Lab"): namespaces and the real peers it runs inside them. Service
+    // packages start system daemons on install; the lab runs its own instances, in its own
+    // namespaces, from its own files, so those neither matter nor collide. squid-openssl (for
+    // ssl-bump) replaces Debian's squid.
+    ("iproute2", "lab: ip netns, veth, routes"),
+    ("util-linux", "lab: nsenter into namespaces"),
+    ("nftables", "lab: middleboxes, firewalls, NAT"),
+    ("knot", "lab: authoritative DNS, whoami"),
+    ("knot-module-geoip", "lab: GeoDNS by resolver"),
+    ("unbound", "lab: recursive resolvers"),
+    ("nginx-light", "lab: front doors, web endpoints"),
+    ("coturn", "lab: STUN on UDP 3478-3481"),
+    ("squid-openssl", "lab: proxies, ssl-bump middlebox"),
+    ("openssl", "lab: certificates; s_client"),
+    ("bind9-dnsutils", "lab tests: dig"),
+    ("curl", "lab tests: HTTP through proxies"),
+    ("iputils-ping", "lab tests: relay round trips"),
 ];
 
 /// Cargo tools: (binary, crate).
