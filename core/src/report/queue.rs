@@ -138,8 +138,8 @@ pub struct Acked {
     pub stored: usize,
     /// Queued frames the collector refused for good, removed and counted as dropped.
     pub rejected: usize,
-    /// Named sequences not queued (acked before, dropped, or never sent): ignored. An ack with nothing
-    /// else was not necessarily made after any current frame was sent, so it must not set a clock.
+    /// Named sequences not queued (acked before, dropped, or never sent): ignored. An ack that names
+    /// only these may be a replay, so it must not set the device's clock (SPEC.md, "Processing").
     pub ignored: usize,
 }
 
@@ -256,7 +256,8 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
     /// When full, the oldest results frame (else the oldest manifest chunk) is dropped and counted.
     pub fn push(&mut self, now: Instant, frame: &[u8]) -> Result<Pushed, QueueError> {
         let header = Header::parse(frame).map_err(QueueError::Frame)?;
-        self.admit(now, &header)?;
+        self.check(&header)?;
+        self.enter(now, header.sequence);
         // Header::parse bounds a frame by MAX_FRAME_LEN, which BYTES holds.
         let evicted = self.make_room(frame.len());
         self.bytes[self.used..self.used + frame.len()].copy_from_slice(frame);
@@ -285,14 +286,20 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
             agent_id,
             sequence,
         };
-        self.admit(now, &header)?;
+        self.check(&header)?;
         message.validate().map_err(QueueError::Frame)?;
         // The count is a varint: check the size with the most this push can reach, so that a frame
         // refused as oversized has cost nothing.
-        let most = self.epoch_dropped.saturating_add(self.entries.len() as u32);
+        let counted = if self.epoch == Some(epoch_of(sequence)) {
+            self.epoch_dropped
+        } else {
+            0
+        };
+        let most = counted.saturating_add(self.entries.len() as u32);
         if Self::sealed_len(message, most)? > MAX_FRAME_LEN {
             return Err(QueueError::Frame(Error::Oversized));
         }
+        self.enter(now, sequence);
         let mut evicted = 0;
         let len = loop {
             let len = Self::sealed_len(message, self.epoch_dropped)?;
@@ -445,8 +452,8 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
         self.entries.is_empty()
     }
 
-    /// Checks that a frame may be queued, then enters its sequence epoch.
-    fn admit(&mut self, now: Instant, header: &Header) -> Result<(), QueueError> {
+    /// Checks that a frame may be queued.
+    fn check(&self, header: &Header) -> Result<(), QueueError> {
         if header.message_type.direction() != Direction::AgentToCollector {
             return Err(QueueError::NotAgentFrame);
         }
@@ -457,14 +464,18 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
         if queued {
             return Err(QueueError::SequenceQueued);
         }
+        Ok(())
+    }
+
+    /// Takes in a frame's time and sequence epoch: the count is per epoch (SPEC.md, "Results"), and a
+    /// new epoch starts it again.
+    fn enter(&mut self, now: Instant, sequence: u64) {
         self.observe(now);
-        // The count is per epoch (SPEC.md, "Results"): a new epoch starts it again.
-        let epoch = (header.sequence >> 32) as u32;
+        let epoch = epoch_of(sequence);
         if self.epoch != Some(epoch) {
             self.epoch = Some(epoch);
             self.epoch_dropped = 0;
         }
-        Ok(())
     }
 
     fn sealed_len(message: &mut Message, dropped: u32) -> Result<usize, QueueError> {
@@ -563,6 +574,11 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
         let drawn = self.rng.below(jitter.saturating_mul(2).saturating_add(1));
         Duration::from_ticks((nominal - jitter).saturating_add(drawn))
     }
+}
+
+/// The high 32 bits of a sequence: the epoch (SPEC.md, "Sequences and nonces").
+const fn epoch_of(sequence: u64) -> u32 {
+    (sequence >> 32) as u32
 }
 
 #[cfg(test)]
@@ -966,6 +982,23 @@ mod tests {
         assert_eq!(send_all(&mut q, at(4000)), [EPOCH | 3]);
     }
 
+    /// 64 slow targets (17 bytes each) and 64 failure counts (4 bytes each): a 1,396-byte frame.
+    fn too_big() -> Message {
+        let mut m = results_of(64, Rtt::new(300_000_000, 600_000_000, 900_000_000).unwrap());
+        if let Message::Results(r) = &mut m {
+            for target in 0..64 {
+                let f = TcpFailures {
+                    target,
+                    refused: 0,
+                    timed_out: 1,
+                    unreachable: 0,
+                };
+                r.tcp_failures.push(f).unwrap();
+            }
+        }
+        m
+    }
+
     #[test]
     fn pushes_that_break_the_rules_are_refused_without_effect() {
         let mut q: ReportQueue<2, 2048> = ReportQueue::new(exact(4), 1);
@@ -992,28 +1025,16 @@ mod tests {
             q.push(at(1), &again[..10]),
             Err(QueueError::Frame(Error::Truncated))
         );
-        let mut too_big = again.clone();
-        too_big.resize(MAX_FRAME_LEN + 1, 0);
+        let mut overlong = again.clone();
+        overlong.resize(MAX_FRAME_LEN + 1, 0);
         assert_eq!(
-            q.push(at(1), &too_big),
+            q.push(at(1), &overlong),
             Err(QueueError::Frame(Error::Oversized))
         );
-        // 64 slow targets (17 bytes each) and 64 failure counts (4 bytes each): 1,396 bytes.
-        let mut too_big = results_of(64, Rtt::new(300_000_000, 600_000_000, 900_000_000).unwrap());
-        if let Message::Results(r) = &mut too_big {
-            for target in 0..64 {
-                let f = TcpFailures {
-                    target,
-                    refused: 0,
-                    timed_out: 1,
-                    unreachable: 0,
-                };
-                r.tcp_failures.push(f).unwrap();
-            }
-        }
-        assert!(too_big.sealed_len().unwrap() > MAX_FRAME_LEN);
+        let mut oversized = too_big();
+        assert!(oversized.sealed_len().unwrap() > MAX_FRAME_LEN);
         assert_eq!(
-            q.seal_and_push(at(1), &KEY, AGENT, EPOCH | 3, &mut too_big),
+            q.seal_and_push(at(1), &KEY, AGENT, EPOCH | 3, &mut oversized),
             Err(QueueError::Frame(Error::Oversized))
         );
         assert_eq!(sequences(&q), [EPOCH | 1, EPOCH | 2]);
@@ -1027,12 +1048,17 @@ mod tests {
             push(&mut q, at(0), EPOCH | s, results(1));
         }
         assert_eq!(q.dropped_frames(), 1);
+        let next_epoch = 8 << 32;
+        // A push refused in the new epoch leaves the old epoch's count alone.
+        assert!(q
+            .seal_and_push(at(1), &KEY, AGENT, next_epoch, &mut too_big())
+            .is_err());
+        assert_eq!(q.dropped_frames(), 1);
         let both = ack(&[
             (EPOCH | 2, AckStatus::Stored),
             (EPOCH | 3, AckStatus::Stored),
         ]);
         q.handle_ack(at(1), &ack_header(), &both).unwrap();
-        let next_epoch = 8 << 32;
         push(&mut q, at(2), next_epoch, results(1));
         assert_eq!(dropped_in(&frame_of(&q, next_epoch)), 0);
         assert_eq!((q.dropped_frames(), q.stats().dropped_full), (0, 1));
