@@ -503,7 +503,7 @@ impl Lab {
             let log = logs.join(format!("{}.log", peer.name));
             redirect_output(&mut cmd, &log)?;
             let child = netns::spawn(cmd)?;
-            self.teardown.adopt(&peer.name, child);
+            self.teardown.adopt(&peer.name, child, false);
         }
         phase("peers started");
         let mut relays = Vec::new();
@@ -598,7 +598,7 @@ impl Lab {
         let mut child = netns::spawn(cmd)?;
         let stdout = child.stdout.take();
         self.teardown
-            .adopt(&format!("relay-{}", office.name()), child);
+            .adopt(&format!("relay-{}", office.name()), child, true);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let Some(stdout) = stdout else {
@@ -1026,7 +1026,10 @@ pub(crate) struct Teardown {
     prefix: String,
     dir: PathBuf,
     namespaces: Mutex<Vec<Netns>>,
-    children: Mutex<Vec<(String, Child)>>,
+    /// Name, process, and whether it gets SIGTERM and a second to finish (the relays, whose frame
+    /// logs must be complete) rather than SIGKILL (the peers: nothing of theirs outlives the lab, and
+    /// squid takes a second or more to obey SIGTERM).
+    children: Mutex<Vec<(String, Child, bool)>>,
     done: Mutex<bool>,
 }
 
@@ -1041,11 +1044,11 @@ impl Teardown {
         }
     }
 
-    fn adopt(&self, name: &str, child: Child) {
+    fn adopt(&self, name: &str, child: Child, graceful: bool) {
         self.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((name.to_owned(), child));
+            .push((name.to_owned(), child, graceful));
     }
 
     /// The exit status of the named process, if it has exited.
@@ -1053,8 +1056,8 @@ impl Teardown {
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         children
             .iter_mut()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, c)| c.try_wait().ok().flatten())
+            .find(|(n, _, _)| n == name)
+            .and_then(|(_, c, _)| c.try_wait().ok().flatten())
             .map(|s| s.to_string())
     }
 
@@ -1062,7 +1065,7 @@ impl Teardown {
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         children
             .iter_mut()
-            .all(|(_, c)| matches!(c.try_wait(), Ok(None)))
+            .all(|(_, c, _)| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after a second), kills whatever is left inside the
@@ -1077,19 +1080,24 @@ impl Teardown {
         let mut problems = Vec::new();
         let mut children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
-        for (_, child) in &children {
+        for (_, child, graceful) in &children {
+            let signal = if *graceful {
+                libc::SIGTERM
+            } else {
+                libc::SIGKILL
+            };
             // SAFETY: kill has no memory effects; the pid is our unreaped child, so cannot be reused.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            unsafe { libc::kill(child.id() as i32, signal) };
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline
             && children
                 .iter_mut()
-                .any(|(_, c)| matches!(c.try_wait(), Ok(None)))
+                .any(|(_, c, _)| matches!(c.try_wait(), Ok(None)))
         {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for (name, child) in &mut children {
+        for (name, child, _) in &mut children {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = child.kill();
             }

@@ -16,9 +16,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use o365probe_core::wire::stun::{Class, Message, Repr, TransactionId};
-use o365probe_lab::relay::Direction;
+use o365probe_lab::relay::{read_log, Direction, FrameEvent};
 use o365probe_lab::world::{self, Location};
-use o365probe_lab::{down_all, remove_stale, status, unavailable, Finding, Lab, Office, Scenario};
+use o365probe_lab::{
+    down_all, remove_stale, status, unavailable, Finding, Lab, LabOptions, Office, Scenario,
+};
 
 fn skip(test: &str) -> bool {
     match unavailable() {
@@ -38,7 +40,11 @@ fn shared(test: &str) -> Option<&'static Lab> {
     }
     let lab = LAB.get_or_init(|| {
         let scenarios = Scenario::all().map_err(|e| e.to_string())?;
-        let lab = Lab::up(&scenarios).map_err(|e| e.to_string())?;
+        let options = LabOptions {
+            relay_log: true,
+            ..LabOptions::default()
+        };
+        let lab = Lab::up_with(&scenarios, &options).map_err(|e| e.to_string())?;
         eprintln!(
             "lab up with all {} scenarios ({} offices) in {} ms",
             scenarios.len(),
@@ -674,6 +680,44 @@ fn the_relay_delays_each_destination_as_the_scenario_says() {
             measured >= configured - 0.2 && measured <= configured + 5.0,
             "{name} -> {dst}: configured {configured} ms, measured {measured} ms"
         );
+    }
+}
+
+#[test]
+fn the_relay_log_records_each_frame_with_the_delay_the_scenario_gave_it() {
+    let Some(lab) = shared("relay_log") else {
+        return;
+    };
+    let office = office(lab, "london-far-dns");
+    let ord = world::front_door("ORD").unwrap();
+    let server = SocketAddr::new(ord.v4.into(), 3479);
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert!(stun(office, server, Duration::from_secs(2)).is_some());
+        assert!(started.elapsed() >= Duration::from_millis(93));
+    }
+    // The log is flushed when the relay idles; other tests may keep it busy for a while.
+    let log = office.relay_log().expect("the shared lab logs frames");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let requests = loop {
+        let records = read_log(log).unwrap_or_default();
+        let requests: Vec<_> = records
+            .into_iter()
+            .filter(|r| {
+                r.dir == Direction::AtoB && r.dst == Some(ord.v4.into()) && r.dport == Some(3479)
+            })
+            .collect();
+        if requests.len() >= 3 || Instant::now() > deadline {
+            break requests;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for r in &requests {
+        assert_eq!(r.event, FrameEvent::Forwarded);
+        assert_eq!(r.delay_ns, Some(93_000_000), "{r:?}");
+        let rule = &office.relay_rules()[r.rule.unwrap()];
+        assert_eq!(rule.prefix, format!("{}/32", ord.v4));
     }
 }
 
