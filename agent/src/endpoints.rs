@@ -270,8 +270,26 @@ impl PortRanges {
 
     /// The first `max` ports, in listed order, without repeats (a range gives its lowest ports first).
     pub fn first_ports(&self, max: usize) -> Vec<u16> {
+        self.ports_of(self.0.iter(), max)
+    }
+
+    /// Like [`Self::first_ports`], leaving out ranges wider than `max`: such a range (Teams' old
+    /// `50000-59999`) is a range of client ports, not a service a probe could find on its first ports.
+    pub fn service_ports(&self, max: usize) -> Vec<u16> {
+        let narrow = self
+            .0
+            .iter()
+            .filter(|r| usize::from(r.end() - r.start()) < max);
+        self.ports_of(narrow, max)
+    }
+
+    fn ports_of<'a>(
+        &self,
+        ranges: impl Iterator<Item = &'a RangeInclusive<u16>>,
+        max: usize,
+    ) -> Vec<u16> {
         let mut out: Vec<u16> = Vec::new();
-        for range in &self.0 {
+        for range in ranges {
             for port in range.clone() {
                 if out.len() == max {
                     return out;
@@ -574,20 +592,21 @@ impl Selection {
 /// without a tenant, are left out; so are IP ranges, which name no single host). A host in several sets
 /// is one target with their ports merged, the most demanding category and `required` if any set is.
 /// TCP port 443 goes first (the tcp, tls and http probes use the first port); each list keeps at most
-/// the manifest's [`MAX_PORTS`]. Optimize targets come first, and there are at most [`MAX_TARGETS`].
+/// the manifest's [`MAX_PORTS`], and a range wider than that is left out (see
+/// [`PortRanges::service_ports`]). Optimize targets come first, and there are at most [`MAX_TARGETS`].
 pub fn targets(sets: &[EndpointSet], selection: &Selection) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for set in sets.iter().filter(|s| selection.selects(s)) {
-        if set.tcp_ports.is_empty() && set.udp_ports.is_empty() {
-            continue;
-        }
-        let mut tcp = set.tcp_ports.first_ports(MAX_PORTS);
-        if set.tcp_ports.contains(443) {
+        let mut tcp = set.tcp_ports.service_ports(MAX_PORTS);
+        if tcp.contains(&443) {
             tcp.retain(|&p| p != 443);
             tcp.insert(0, 443);
             tcp.truncate(MAX_PORTS);
         }
-        let udp = set.udp_ports.first_ports(MAX_PORTS);
+        let udp = set.udp_ports.service_ports(MAX_PORTS);
+        if tcp.is_empty() && udp.is_empty() {
+            continue;
+        }
         for url in &set.urls {
             let Some(host) = url.host(selection.tenant.as_deref()) else {
                 continue;
