@@ -739,6 +739,9 @@ struct State {
     /// No request before this (seconds since the epoch).
     #[serde(default)]
     retry_at: Option<u64>,
+    /// Which list the cache holds: service URL, instance and tenant (another tenant gets other names).
+    #[serde(default)]
+    list: Option<String>,
 }
 
 /// Keeps the endpoint list current. All state lives in `state_dir`, so a restarted agent carries on
@@ -767,15 +770,23 @@ impl EndpointsClient {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let cached = state.version.clone().and_then(|version| {
-            let bytes = read_capped(&dir.join(CACHE_FILE), MAX_RESPONSE_BYTES)?;
-            parse(&bytes).ok().map(|p| (version, p.sets))
-        });
+        let list = list_identity(&settings);
+        let cached = state
+            .version
+            .clone()
+            .filter(|_| state.list.as_deref() == Some(list.as_str()))
+            .and_then(|version| {
+                let bytes = read_capped(&dir.join(CACHE_FILE), MAX_RESPONSE_BYTES)?;
+                parse(&bytes).ok().map(|p| (version, p.sets))
+            });
         let (sets, source) = match cached {
             Some((version, sets)) => (sets, Source::Service { version }),
             None => {
-                // Without a usable cache the version on record means nothing: fetch at the next check.
+                // No usable cache for this service, instance and tenant: the version on record means
+                // nothing, and the next refresh checks at once.
                 state.version = None;
+                state.last_check = None;
+                state.list = Some(list);
                 (fallback(), Source::Fallback)
             }
         };
@@ -827,7 +838,7 @@ impl EndpointsClient {
                 });
             }
         }
-        match self.check_and_fetch(now_s) {
+        match self.check_and_fetch() {
             Ok(outcome) => {
                 self.state.failures = 0;
                 self.state.retry_at = None;
@@ -851,7 +862,7 @@ impl EndpointsClient {
         }
     }
 
-    fn check_and_fetch(&mut self, _now_s: u64) -> Result<Refresh, EndpointsError> {
+    fn check_and_fetch(&mut self) -> Result<Refresh, EndpointsError> {
         let base = self.settings.service_url.trim_end_matches('/');
         let instance = self.settings.instance.as_str();
         let id = &self.client_request_id;
@@ -934,6 +945,16 @@ impl EndpointsClient {
         let json = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
         write_atomic(&self.settings.state_dir.join(STATE_FILE), &json)
     }
+}
+
+/// What the cache is a copy of: the list URL without the ClientRequestId.
+fn list_identity(settings: &ClientSettings) -> String {
+    format!(
+        "{}/endpoints/{}?TenantName={}",
+        settings.service_url.trim_end_matches('/'),
+        settings.instance.as_str(),
+        settings.tenant.as_deref().unwrap_or("")
+    )
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -689,6 +689,33 @@ mod tests {
     }
 
     #[test]
+    fn sections_packages_abbreviations_and_crlf() {
+        let p = parse(
+            "package 'o365probe'\r\nc target 'owa'\r\n\to host outlook.office365.com\r\n\tl tcp 443\r\n\tl tcp 80 # http\r\n\r\nconfig target\r\n\toption host b.example\r\n",
+        )
+        .unwrap();
+        assert_eq!(p.name.as_deref(), Some("o365probe"));
+        assert_eq!(p.sections.len(), 2);
+        assert_eq!(p.sections[0].name.as_deref(), Some("owa"));
+        assert_eq!(p.sections[1].name, None);
+        assert_eq!(p.sections[1].line, 7);
+        assert_eq!(single(&p, 0, "host"), "outlook.office365.com");
+        assert_eq!(
+            p.sections[0].option("tcp").unwrap().value,
+            Value::List(vec!["443".into(), "80".into()])
+        );
+    }
+
+    #[test]
+    fn a_list_after_an_option_extends_it() {
+        let p = parse("config dns\n\toption resolver a\n\tlist resolver b\n").unwrap();
+        assert_eq!(
+            p.sections[0].option("resolver").unwrap().value,
+            Value::List(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
     fn unterminated_quote_names_the_line_it_starts_on() {
         let e = parse("config a\n\toption x 'open\n\n").unwrap_err();
         assert_eq!(e.line, 2);

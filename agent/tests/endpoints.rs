@@ -697,10 +697,31 @@ fn a_corrupt_cache_falls_back_and_refetches() {
     let mut client = EndpointsClient::open(settings(&server, &dir)).unwrap();
     assert_eq!(client.source(), &Source::Fallback);
     server.take();
-    // Same version as before, but the list on disk is gone: it is fetched again at the next check.
+    // Same version as before, but the list on disk is gone: it is fetched again, at once.
     assert!(matches!(
-        client.refresh(at(3600)).unwrap(),
+        client.refresh(at(1)).unwrap(),
         Refresh::Updated { .. }
     ));
     assert_eq!(server.kinds(), ["version", "endpoints"]);
+}
+
+#[test]
+fn another_tenant_does_not_reuse_the_cached_list() {
+    let server = Server::start();
+    server.respond(service(Arc::new(Mutex::new("1".into()))));
+    let dir = state_dir();
+    let mut client = EndpointsClient::open(settings(&server, &dir)).unwrap();
+    client.refresh(at(0)).unwrap();
+    server.take();
+    // Same machine, same version, but the operator set another tenant: its names differ.
+    let mut other = settings(&server, &dir);
+    other.tenant = Some("fabrikam".into());
+    let mut client = EndpointsClient::open(other).unwrap();
+    assert_eq!(client.source(), &Source::Fallback);
+    assert!(matches!(
+        client.refresh(at(60)).unwrap(),
+        Refresh::Updated { .. }
+    ));
+    let paths = server.take();
+    assert!(paths[1].contains("TenantName=fabrikam"), "{paths:?}");
 }
