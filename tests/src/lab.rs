@@ -1228,7 +1228,9 @@ fn remove_matching(matches: &dyn Fn(&str) -> bool) -> Result<Vec<String>, LabErr
 /// SIGKILLs processes with an argument inside `dir`.
 fn kill_by_argument(dir: &Path) {
     let own = std::process::id() as i32;
-    let needle = dir.as_os_str().as_encoded_bytes();
+    // With the separator: lab o365lab-1-1 must not match o365lab-1-10's files.
+    let mut needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    needle.push(b'/');
     for pid in std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -1241,7 +1243,7 @@ fn kill_by_argument(dir: &Path) {
         };
         if cmdline
             .split(|&b| b == 0)
-            .any(|arg| arg.starts_with(needle))
+            .any(|arg| arg.starts_with(&needle))
         {
             // SAFETY: kill has no memory effects.
             unsafe { libc::kill(pid, libc::SIGKILL) };

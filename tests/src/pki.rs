@@ -4,8 +4,8 @@
 //!
 //! RSA key generation takes over a second, and many tests bring labs up, so the set is made once with
 //! openssl into a cache directory named by a hash of the recipe below and reused until it ages.
-//! The names copy Microsoft's, but every certificate says "o365probe lab" in its OU or O, and the
-//! keys are fresh: nothing here can pass for the real thing outside the lab.
+//! The names copy Microsoft's, but every CA certificate says "o365probe lab" in its OU and every key
+//! is the lab's own: nothing here chains to a real root, so nothing passes for the real thing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

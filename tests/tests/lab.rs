@@ -847,7 +847,7 @@ fn traces(prefix: &str, dir: &Path) -> (Vec<String>, Vec<i32>) {
         .filter(|l| l.prefix == prefix)
         .flat_map(|l| l.namespaces.into_iter().map(|(n, _)| n))
         .collect();
-    let needle = dir.display().to_string();
+    let needle = format!("{}/", dir.display());
     let pids: Vec<i32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
