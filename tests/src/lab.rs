@@ -1129,6 +1129,15 @@ impl Teardown {
     }
 }
 
+impl Drop for Teardown {
+    /// A lab that failed half-way through `up` never became a [`Lab`]; this still undoes it.
+    fn drop(&mut self) {
+        for problem in self.run() {
+            eprintln!("o365lab: teardown of {}: {problem}", self.prefix);
+        }
+    }
+}
+
 static LIVE: Mutex<Vec<Weak<Teardown>>> = Mutex::new(Vec::new());
 
 fn register(teardown: &Arc<Teardown>) {
