@@ -206,7 +206,7 @@ struct Entry {
 ///
 /// The frames are packed in one byte budget rather than one `MAX_FRAME_LEN` slot each, because results
 /// frames are typically 200-250 bytes: RAM is `BYTES` plus 40 bytes per frame slot, plus about 150. A
-/// queue of 16 full-size frames (`ReportQueue<16, 19200>`) costs 19.9 KiB; `ReportQueue<32, 8192>`
+/// queue of 16 full-size frames (`ReportQueue<16, 19200>`) costs 19.5 KiB; `ReportQueue<32, 8192>`
 /// holds 32 typical results frames in 9.4 KiB. `BYTES` must hold one frame of `MAX_FRAME_LEN`.
 #[derive(Debug, Clone)]
 pub struct ReportQueue<const FRAMES: usize, const BYTES: usize> {
