@@ -549,7 +549,9 @@ impl<const N: usize> Probe for StunProbe<N> {
         let request = self.requests.get_mut(index)?;
         // Only a buffer shorter than the Probe contract's MAX_TRANSMIT fails: that request is skipped
         // (not counted as sent) rather than retried forever.
-        let len = Repr::binding_request(request.id).emit_into(buf).ok()?;
+        let len = buf
+            .get_mut(..REQUEST_LEN)
+            .and_then(|b| Repr::binding_request(request.id).emit_into(b).ok())?;
         request.state = RequestState::Sent { at_us: sent_us };
         self.counts.sent += 1;
         self.last_sent = Some(now);
@@ -1074,6 +1076,19 @@ mod tests {
             Some(StunConfigError::TooManyRequests)
         );
         assert!(StunConfigError::TooLong.to_string().contains("600 s"));
+    }
+
+    #[test]
+    fn a_shell_buffer_too_short_skips_that_request_instead_of_hanging() {
+        let mut p = probe(train(2, ms(20), Drain::Fixed(ms(100))));
+        let mut short = [0u8; REQUEST_LEN - 1];
+        assert_eq!(p.poll_transmit(t0(), &mut short), None);
+        assert_eq!(p.poll_timeout(), Some(t0() + ms(20)));
+        let mut buf = [0u8; MAX_TRANSMIT];
+        assert!(p.poll_transmit(t0() + ms(20), &mut buf).is_some());
+        p.handle_timeout(t0() + ms(120));
+        let m = p.poll_result().unwrap();
+        assert_eq!((m.sent, m.lost), (1, 1));
     }
 
     #[test]
