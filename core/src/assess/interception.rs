@@ -426,7 +426,7 @@ impl Validity {
 pub struct ChainAssessment {
     /// Genuine, intercepted (by whom) or unknown.
     pub verdict: Verdict,
-    /// How many certificates the server sent.
+    /// How many certificates the server sent (counted up to [`MAX_CHAIN_LEN`]).
     pub length: u8,
     /// The leaf, when it parsed.
     pub leaf: Option<CertificateSummary>,
