@@ -16,6 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod assess;
+#[cfg(any(test, feature = "cycle"))]
+pub mod cycle;
 pub mod probe;
 pub mod rand;
 pub mod report;

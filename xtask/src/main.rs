@@ -5,8 +5,10 @@
 //! - `fuzz`: run each cargo-fuzz target for a while and report executions.
 //! - `nostd`: build the core for thumbv7em-none-eabihf with Debian's Rust and `-Zbuild-std=core`.
 //! - `gen`: regenerate the core's tables from the derived data in core/data/ (`--check` in tests).
+//! - `bench`: speed, size and memory figures (criterion on the host, the core's cycle on a Cortex-M4).
 //! - `lab`: bring lab scenarios up by hand, look at and remove labs (runs `o365lab`, as root).
 
+mod bench;
 mod ci;
 mod cross;
 mod fuzz;
@@ -27,6 +29,7 @@ tasks:
                           run the cargo-fuzz targets (default: all, 60 s each)
   nostd                   build the core for thumbv7em-none-eabihf without std or alloc
   gen [--check]           regenerate core tables from core/data/ (--check: fail if stale)
+  bench [--quick]         criterion figures and the core's flash/RAM on a Cortex-M4 (QEMU)
   lab up|down|status|list [--scenario NAME]...
                           the lab (root): bring scenarios up until Ctrl-C, remove or list labs
 ";
@@ -42,6 +45,7 @@ fn main() -> Result<()> {
         "nostd" => cross::nostd(),
         "gen" => gen::run(&rest),
         "lab" => lab::run(&rest),
+        "bench" => bench::run(&rest),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,109 @@
+//! `cargo xtask bench`: the speed, size and memory figures, measured (never asserted by timed tests).
+//!
+//! - the core alone: one 20-target probe cycle (o365probe_core::cycle) under criterion on this host;
+//! - the core on a Cortex-M4: the same cycle linked into a bare-metal binary (firmware/examples/
+//!   core_cycle.rs), its flash and static RAM from the ELF sections, and its peak stack measured by the
+//!   binary itself (painted stack) while it runs under QEMU's mps2-an386.
+
+use crate::cross::debian_cargo;
+use crate::util::{cargo, exec, target_dir};
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+pub fn run(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(other) = args.iter().find(|a| *a != "--quick") {
+        bail!("unknown bench option `{other}` (only --quick)");
+    }
+    let mut criterion = cargo();
+    criterion.args([
+        "bench",
+        "-p",
+        "o365probe-core",
+        "--features",
+        "cycle",
+        "--bench",
+        "cycle",
+        "--",
+    ]);
+    if quick {
+        criterion.args(["--warm-up-time", "1", "--measurement-time", "3"]);
+    }
+    exec(&mut criterion)?;
+    firmware_cycle()
+}
+
+/// Builds, sizes and runs the core's cycle on a Cortex-M4; prints one line of figures.
+fn firmware_cycle() -> Result<()> {
+    exec(debian_cargo().args([
+        "build",
+        "--release",
+        "--manifest-path",
+        "firmware/Cargo.toml",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "-Zbuild-std=core",
+        "--example",
+        "core_cycle",
+    ]))?;
+    let elf = target_dir().join("debian/thumbv7em-none-eabihf/release/examples/core_cycle");
+    let sections = section_sizes(&elf)?;
+    let size = |names: &[&str]| -> u64 {
+        sections
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|(_, s)| s)
+            .sum()
+    };
+    let flash = size(&[".vector_table", ".text", ".rodata", ".data"]);
+    let static_ram = size(&[".data", ".bss", ".uninit"]);
+
+    let out = Command::new("qemu-system-arm")
+        .args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(&elf)
+        .output()
+        .context("cannot run qemu-system-arm (cargo xtask setup installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "the core's cycle failed on the Cortex-M4: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cycle "))
+        .context("no figures from the firmware")?;
+    let stack: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("stack_peak="))
+        .and_then(|v| v.parse().ok())
+        .context("no stack figure from the firmware")?;
+    println!("thumbv7em core cycle: {line}");
+    println!(
+        "thumbv7em core cycle: flash {flash} B, static RAM {static_ram} B, peak stack {stack} B, RAM {} B",
+        static_ram + stack
+    );
+    Ok(())
+}
+
+/// (section, size) of an ELF file, from binutils' `size -A` (which reads ARM ELF on any host).
+fn section_sizes(elf: &std::path::Path) -> Result<Vec<(String, u64)>> {
+    let out = Command::new("size")
+        .arg("-A")
+        .arg(elf)
+        .output()
+        .context("cannot run size (binutils)")?;
+    if !out.status.success() {
+        bail!("size -A {} failed", elf.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, size) = (w.next()?, w.next()?.parse().ok()?);
+            name.starts_with('.').then(|| (name.to_string(), size))
+        })
+        .collect())
+}
