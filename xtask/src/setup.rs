@@ -14,7 +14,10 @@ const APT: &[(&str, &str)] = &[
     ("cargo-web", "cargo for the cross compiler"),
     ("rust-web-src", "library source for -Zbuild-std"),
     ("lld-19", "linker for bare-metal ARM"),
-    ("qemu-system-arm", "bench: the core's cycle on a Cortex-M4 (mps2-an386)"),
+    (
+        "qemu-system-arm",
+        "bench: the core's cycle on a Cortex-M4 (mps2-an386)",
+    ),
     ("binutils", "bench: section sizes of ARM binaries (size -A)"),
     // The lab (tests/, README "Lab"): namespaces and the real peers it runs inside them. Service
     // packages start system daemons on install; the lab runs its own instances, in its own

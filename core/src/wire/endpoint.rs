@@ -110,7 +110,10 @@ mod tests {
             assert_eq!(ServiceArea::from_name(s.name()), Some(s));
         }
         assert_eq!(ServiceArea::from_name("Skype"), Some(ServiceArea::Teams));
-        assert_eq!(ServiceArea::from_name("SharePoint"), Some(ServiceArea::SharePoint));
+        assert_eq!(
+            ServiceArea::from_name("SharePoint"),
+            Some(ServiceArea::SharePoint)
+        );
         assert_eq!(ServiceArea::from_name("yammer"), None);
         assert_eq!(Category::from_name("Optimize"), Some(Category::Optimize));
         assert_eq!(Category::from_name("opt"), None);
