@@ -30,14 +30,14 @@
 //! - **lost**: requests with no response by the deadline; always `sent - received`.
 //! - **duplicated**: responses beyond the first for a request.
 //! - **reordered**: first responses that arrived after the first response to a later-sent request (a
-//!   response overtaken by one later response counts once, however many overtook it).
+//!   late response counts once, however many later ones overtook it).
 //! - **RTT** of an answered request: arrival of its first response minus its send time. Min, median and
 //!   p95 over the answered requests are nearest-rank ([`Rtt::from_samples`]): every value was measured.
 //! - **jitter**: RFC 3550 §6.4.1, `J += (|D| - J) / 16`, where `D` is the difference between the
 //!   round-trip (transit) times of consecutive first responses *in order of arrival*. RFC 3550 receivers
 //!   process packets as they arrive (its appendix A.8 updates the jitter per received packet), so this is
-//!   the figure a Teams endpoint's RTCP would report for the same path; the transit time here is the
-//!   round trip, so the jitter covers both directions. Arithmetic is exact integers in microseconds,
+//!   computed the way a Teams endpoint's RTCP computes it; the transit time here is the round trip, so
+//!   the jitter covers both directions. Arithmetic is exact integers in microseconds,
 //!   kept as `16 J` as in RFC 3550 A.8 (`J16 += |D| - round(J16 / 16)`), and reported rounded to the
 //!   nearest microsecond: within 1 µs of the real-valued formula over any train.
 //! - **mapped**: the address in the first response carrying XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS);
