@@ -8,9 +8,11 @@
 //!   the nearest known place, and Microsoft's "too far" distances.
 //! - [`teams`]: Microsoft's Teams network targets and the ITU-T G.107 E-model MOS.
 //! - [`score`]: Microsoft's 0-100 curves for Exchange, SharePoint and Teams.
+//! - [`findings`]: the codes, severities and advice of what `check` and the collector report.
 //! - [`interception`]: whether a TLS certificate chain leads to Microsoft's roots or was re-issued by a
 //!   middlebox, and by whom.
 
+pub mod findings;
 pub mod interception;
 pub mod location;
 pub mod score;
@@ -21,6 +23,7 @@ mod location_table;
 #[rustfmt::skip]
 mod roots_table;
 
+pub use findings::{FindingCode, Severity};
 pub use interception::{
     assess_chain, microsoft_roots, verdict, Anchor, ChainAssessment, ExpectedIssuers, ExpectedRoot,
     Interception, RootError, RootsError, TrustedRoots, Unjudged, Validity, Verdict,
