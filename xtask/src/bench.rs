@@ -34,7 +34,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Builds, sizes and runs the core's cycle on a Cortex-M4; prints one line of figures.
-fn firmware_cycle() -> Result<()> {
+pub fn firmware_cycle() -> Result<()> {
     exec(debian_cargo().args([
         "build",
         "--release",

@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check the project has, in the order that fails fastest.
 
 use crate::util::{cargo, exec};
-use crate::{cross, fuzz, setup};
+use crate::{bench, cross, fuzz, setup};
 use anyhow::{Context, Result};
 
 pub fn run_ci(fuzz_seconds: u64) -> Result<()> {
@@ -18,8 +18,22 @@ pub fn run_ci(fuzz_seconds: u64) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The measuring cycle and its criterion bench are behind a feature: lint them too.
+    exec(cargo().args([
+        "clippy",
+        "-p",
+        "o365probe-core",
+        "--features",
+        "cycle",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     exec(cargo().args(["test", "--workspace"]))?;
     cross::nostd()?;
+    // The core on a Cortex-M4 under QEMU: links, runs a whole probe cycle, fits.
+    bench::firmware_cycle()?;
     fuzz::run(&["--seconds".into(), fuzz_seconds.to_string()])?;
     eprintln!("ci: all checks passed");
     Ok(())
