@@ -8,4 +8,5 @@
 
 pub mod config;
 pub mod endpoints;
+pub mod net;
 pub mod uci;
