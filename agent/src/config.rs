@@ -153,6 +153,8 @@ pub struct Config {
     pub download: Download,
     /// `[path]`: traceroute.
     pub path: PathCheck,
+    /// `[geo]`: where addresses are, to judge how far the resolver and the egress are.
+    pub geo: Geo,
     /// `[[uplink]]`: the WAN links to assess separately; empty means the routing table's choice.
     pub uplinks: Vec<Uplink>,
     /// `[endpoints]`: targets from Microsoft's endpoints web service.
@@ -174,6 +176,7 @@ impl Default for Config {
             http: Http::default(),
             download: Download::default(),
             path: PathCheck::default(),
+            geo: Geo::default(),
             uplinks: Vec::new(),
             endpoints: RawEndpoints::default().resolve(false),
             targets: Vec::new(),
@@ -714,6 +717,18 @@ impl Default for PathCheck {
     }
 }
 
+/// `[geo]`: IP geolocation, to tell where the resolver and the office's egress are (the front door's
+/// place comes from its location code). Without either file those two findings cannot be judged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Geo {
+    /// `prefixes`: a CSV file of `prefix,location` lines (location an IATA code like `LHR` or
+    /// `latitude longitude`), for the operator's own ranges; looked up first.
+    pub prefixes: Option<PathBuf>,
+    /// `database`: a MaxMind-format city database (DB-IP Lite or GeoLite2 City `.mmdb`).
+    pub database: Option<PathBuf>,
+}
+
 /// One `[[uplink]]`: a WAN link assessed on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1002,6 +1017,8 @@ struct RawConfig {
     download: Download,
     #[serde(default)]
     path: PathCheck,
+    #[serde(default)]
+    geo: Geo,
     #[serde(default)]
     uplink: Vec<Uplink>,
     #[serde(default)]
@@ -1418,6 +1435,10 @@ impl RawConfig {
         dns.resolv_conf = anchor(dns.resolv_conf);
         let mut tls = self.tls;
         tls.trusted_roots = tls.trusted_roots.map(anchor);
+        let geo = Geo {
+            prefixes: self.geo.prefixes.map(anchor),
+            database: self.geo.database.map(anchor),
+        };
         Ok(Config {
             agent,
             dns,
@@ -1427,6 +1448,7 @@ impl RawConfig {
             http: self.http,
             download: self.download,
             path: self.path,
+            geo,
             uplinks: self.uplink,
             endpoints: self.endpoints.resolve(has_targets),
             targets: self.target,

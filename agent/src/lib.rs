@@ -8,5 +8,6 @@
 
 pub mod config;
 pub mod endpoints;
+pub mod geo;
 pub mod net;
 pub mod uci;
