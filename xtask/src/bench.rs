@@ -3,7 +3,8 @@
 //! - the core alone: one 20-target probe cycle (o365probe_core::cycle) under criterion on this host;
 //! - the core on a Cortex-M4: the same cycle linked into a bare-metal binary (firmware/examples/
 //!   core_cycle.rs), its flash and static RAM from the ELF sections, and its peak stack measured by the
-//!   binary itself (painted stack) while it runs under QEMU's mps2-an386.
+//!   binary itself (painted stack) while it runs under QEMU's mps2-an386;
+//! - the lab's WAN relay: how late it sends frames (p50/p99/max), the ground truth's own error (root).
 
 use crate::cross::debian_cargo;
 use crate::util::{cargo, exec, target_dir};
@@ -30,7 +31,43 @@ pub fn run(args: &[String]) -> Result<()> {
         criterion.args(["--warm-up-time", "1", "--measurement-time", "3"]);
     }
     exec(&mut criterion)?;
-    firmware_cycle()
+    firmware_cycle()?;
+    relay_lateness()
+}
+
+/// The relay's scheduling error over 2000 frames each way, from its own test (which holds only the
+/// median: the tail depends on the host and is reported here instead).
+fn relay_lateness() -> Result<()> {
+    let out = cargo()
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "o365probe-lab",
+            "--test",
+            "relay",
+        ])
+        .args(["median_scheduling_error", "--", "--nocapture"])
+        .output()
+        .context("cannot run the relay's timing test")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("the relay's timing test failed:\n{text}");
+    }
+    let mut found = false;
+    for line in text.lines().filter(|l| l.contains("lateness over")) {
+        println!("relay: {line}");
+        found = true;
+    }
+    if !found {
+        println!(
+            "relay: not measured ({})",
+            text.lines()
+                .find(|l| l.contains("skipping"))
+                .unwrap_or("no output")
+        );
+    }
+    Ok(())
 }
 
 /// Builds, sizes and runs the core's cycle on a Cortex-M4; prints one line of figures.
