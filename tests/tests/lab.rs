@@ -786,12 +786,31 @@ fn agent_configs_name_the_lab_resolver_roots_proxy_and_resolvable_targets() {
             Some(lab.trusted_roots())
         );
         assert_eq!(
-            config
+            config["http"]
                 .get("proxy")
-                .and_then(|p| p["url"].as_str())
+                .and_then(|p| p.as_str())
                 .map(String::from),
             office.proxy_url()
         );
+        let location = office.location();
+        assert_eq!(
+            config["agent"]["location"].as_str(),
+            Some(format!("{},{}", location.lat, location.lon).as_str())
+        );
+        // The prefix file places this office's egress and its resolver where they really are.
+        let geo = std::fs::read_to_string(config["geo"]["prefixes"].as_str().unwrap()).unwrap();
+        let place = |addr: String| {
+            geo.lines()
+                .find(|l| l.starts_with(&format!("{addr},")))
+                .unwrap_or_else(|| panic!("{addr} not in the geo file"))
+                .to_owned()
+        };
+        let egress = office.egress();
+        assert!(place(egress.v4.to_string())
+            .contains(&format!(",{} {}", egress.location.lat, egress.location.lon)));
+        let resolver = office.resolver();
+        assert!(place(resolver.egress_v4.to_string())
+            .contains(&format!(",{} {}", resolver.lat, resolver.lon)));
         let targets = config["target"].as_array().unwrap();
         let hosts: Vec<&str> = targets.iter().filter_map(|t| t["host"].as_str()).collect();
         assert_eq!(
