@@ -10,8 +10,8 @@
 //!   send their root, so usually only the top certificate's *issuer name* can be compared. A certificate
 //!   in the chain that carries an expected root's key anchors the chain by key; one that carries an
 //!   expected root's *name* with another key is an impostor.
-//! - **intermediates** (issuing-CA common names such as "Microsoft Azure RSA TLS Issuing CA 03"): when
-//!   configured, the leaf's issuer must be one of them.
+//! - **intermediates** (issuing-CA names or parts of them, such as "Microsoft Azure RSA TLS Issuing CA
+//!   03" or just "Microsoft"): when configured, the leaf's issuer common name must contain one of them.
 //!
 //! **Name matching alone cannot tell a same-named fake root from the real one.** A middlebox whose CA is
 //! called "DigiCert Global Root G2" and that does not send it passes the root check (the lab's "genuine"
@@ -68,6 +68,13 @@ impl<'a> ExpectedRoot<'a> {
 /// exactly.
 fn same_text(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
+}
+
+/// Whether `haystack` contains `needle`, ignoring ASCII case (an empty needle matches nothing: a
+/// configured empty name must not admit every issuer).
+fn contains_text(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The roots Microsoft 365 server certificates chain to, from Debian's ca-certificates (DigiCert Global
@@ -156,7 +163,8 @@ impl<'a, const N: usize> TrustedRoots<'a, N> {
 pub struct ExpectedIssuers<'a> {
     /// Roots the chain must end in.
     pub roots: &'a [ExpectedRoot<'a>],
-    /// Common names of the CAs allowed to issue the leaf (ASCII case-insensitive).
+    /// Names of the CAs allowed to issue the leaf, or parts of them: the leaf's issuer common name must
+    /// contain one (ASCII case-insensitive). `"Microsoft"` admits every Microsoft issuing CA.
     pub intermediates: &'a [&'a str],
 }
 
@@ -294,7 +302,7 @@ pub fn verdict(chain: &[Certificate<'_>], expected: &ExpectedIssuers<'_>) -> Ver
         let issuer = leaf.issuer();
         let known = issuer
             .common_name()
-            .is_some_and(|cn| expected.intermediates.iter().any(|i| same_text(cn, i)));
+            .is_some_and(|cn| expected.intermediates.iter().any(|i| contains_text(cn, i)));
         if !known {
             return intercepted(&issuer, Interception::UnexpectedIntermediate);
         }
@@ -640,6 +648,15 @@ mod tests {
             verdict(&certs, &strict(&["microsoft azure rsa tls issuing ca 03"])),
             Verdict::Genuine(Anchor::Name)
         );
+        // A part of the name admits every issuing CA that carries it (the agent's default).
+        assert_eq!(
+            verdict(&certs, &strict(&["DigiCert", "MICROSOFT"])),
+            Verdict::Genuine(Anchor::Name)
+        );
+        assert!(matches!(
+            verdict(&certs, &strict(&["Contoso", ""])),
+            Verdict::Intercepted { .. }
+        ));
         let v = verdict(&certs, &strict(&["Microsoft Azure RSA TLS Issuing CA 04"]));
         assert_eq!(issuer_cn(&v), Some("Microsoft Azure RSA TLS Issuing CA 03"));
         assert!(v
