@@ -10,4 +10,6 @@ pub mod config;
 pub mod endpoints;
 pub mod geo;
 pub mod net;
+pub mod path;
+pub mod route;
 pub mod uci;

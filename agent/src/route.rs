@@ -301,20 +301,16 @@ pub struct DefaultRoute {
 /// multi-WAN router (and a full-tunnel VPN, whose default route is a tunnel).
 pub fn uplinks() -> Result<Vec<DefaultRoute>, RouteError> {
     let mut rtnl = Rtnetlink::open()?;
-    let mut found = Vec::new();
-    for family in [libc::AF_INET, libc::AF_INET6] {
-        for hop in rtnl.default_routes(family as u8)? {
-            found.push(hop);
-        }
-    }
+    let mut found = rtnl.default_routes(libc::AF_INET as u8)?;
+    found.extend(rtnl.default_routes(libc::AF_INET6 as u8)?);
     let mut out = Vec::with_capacity(found.len());
-    for (ipv6, index, gateway, metric, table) in found {
+    for hop in found {
         out.push(DefaultRoute {
-            ipv6,
-            interface: rtnl.link(index)?,
-            gateway,
-            metric,
-            table,
+            ipv6: hop.ipv6,
+            interface: rtnl.link(hop.index)?,
+            gateway: hop.gateway,
+            metric: hop.metric,
+            table: hop.table,
         });
     }
     Ok(out)
@@ -431,15 +427,18 @@ impl Rtnetlink {
         Ok(self.seq)
     }
 
-    /// Receives the answers to request `seq` and hands each message (type, payload) to `each`, until
-    /// the answer is complete: one message for a plain request, NLMSG_DONE for a dump.
-    fn receive(
+    /// Sends a request and collects the answer's messages (type, payload): one for a plain request,
+    /// all up to NLMSG_DONE for a dump. An error message becomes [`RouteError::Kernel`] about `what`.
+    fn request(
         &mut self,
-        seq: u32,
-        dump: bool,
-        what: &dyn Fn() -> String,
-        each: &mut dyn FnMut(u16, &[u8]) -> Result<(), RouteError>,
-    ) -> Result<(), RouteError> {
+        kind: u16,
+        flags: u16,
+        body: &[u8],
+        what: impl Fn() -> String,
+    ) -> Result<Vec<(u16, Vec<u8>)>, RouteError> {
+        let seq = self.send(kind, flags, body)?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut answer = Vec::new();
         loop {
             // SAFETY: buf is valid for writes of its length.
             let n = unsafe {
@@ -460,7 +459,7 @@ impl Rtnetlink {
             let mut rest = self.buf.get(..n as usize).unwrap_or_default();
             while rest.len() >= NLMSG_HDR_LEN {
                 let len = u32_at(rest, 0) as usize;
-                let kind = u16_at(rest, 4);
+                let msg_kind = u16_at(rest, 4);
                 let msg_seq = u32_at(rest, 8);
                 let Some(payload) = rest.get(NLMSG_HDR_LEN..len) else {
                     return Err(RouteError::Malformed("truncated message"));
@@ -469,15 +468,15 @@ impl Rtnetlink {
                 if msg_seq != seq {
                     continue; // an answer to an earlier request that timed out
                 }
-                match kind {
-                    NLMSG_DONE => return Ok(()),
+                match msg_kind {
+                    NLMSG_DONE => return Ok(answer),
                     NLMSG_ERROR => {
                         let errno = payload
                             .get(..4)
                             .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
                             .ok_or(RouteError::Malformed("short error"))?;
                         if errno == 0 {
-                            return Ok(()); // an acknowledgement
+                            return Ok(answer); // an acknowledgement
                         }
                         return Err(RouteError::Kernel {
                             what: what(),
@@ -485,9 +484,9 @@ impl Rtnetlink {
                         });
                     }
                     _ => {
-                        each(kind, payload)?;
+                        answer.push((msg_kind, payload.to_vec()));
                         if !dump {
-                            return Ok(());
+                            return Ok(answer);
                         }
                     }
                 }
@@ -515,20 +514,11 @@ impl Rtnetlink {
         if let Some(mark) = query.mark {
             push_attr(&mut body, RTA_MARK, &mark.to_ne_bytes());
         }
-        let seq = self.send(RTM_GETROUTE, 0, &body)?;
-        let mut found = None;
-        self.receive(
-            seq,
-            false,
-            &|| format!("route to {destination}"),
-            &mut |kind, payload| {
-                if kind == RTM_NEWROUTE {
-                    found = Some(parse_route(payload)?);
-                }
-                Ok(())
-            },
-        )?;
-        let parsed = found.ok_or(RouteError::Malformed("no route message"))?;
+        let answer = self.request(RTM_GETROUTE, 0, &body, || format!("route to {destination}"))?;
+        let parsed = match answer.first() {
+            Some((RTM_NEWROUTE, payload)) => parse_route(payload)?,
+            _ => return Err(RouteError::Malformed("no route message")),
+        };
         if parsed.kind != RTN_UNICAST && parsed.kind != RTN_LOCAL {
             return Err(RouteError::NotForwarded {
                 destination,
@@ -548,56 +538,57 @@ impl Rtnetlink {
     fn link(&mut self, index: u32) -> Result<Interface, RouteError> {
         let mut body = vec![0u8; IFINFOMSG_LEN];
         body[4..8].copy_from_slice(&index.to_ne_bytes());
-        let seq = self.send(RTM_GETLINK, 0, &body)?;
-        let mut found = None;
-        self.receive(
-            seq,
-            false,
-            &|| format!("interface {index}"),
-            &mut |kind, payload| {
-                if kind == RTM_NEWLINK {
-                    found = Some(parse_link(payload)?);
-                }
-                Ok(())
-            },
-        )?;
-        found.ok_or(RouteError::Malformed("no link message"))
+        match self
+            .request(RTM_GETLINK, 0, &body, || format!("interface {index}"))?
+            .first()
+        {
+            Some((RTM_NEWLINK, payload)) => parse_link(payload),
+            _ => Err(RouteError::Malformed("no link message")),
+        }
     }
 
-    /// (ipv6, interface index, gateway, metric, table) of every default route of one family.
-    #[allow(clippy::type_complexity)]
-    fn default_routes(
-        &mut self,
-        family: u8,
-    ) -> Result<Vec<(bool, u32, Option<IpAddr>, u32, u32)>, RouteError> {
+    /// Every default route of one family, one entry per next hop.
+    fn default_routes(&mut self, family: u8) -> Result<Vec<DefaultHop>, RouteError> {
         let mut body = vec![0u8; RTMSG_LEN];
         body[0] = family;
-        let seq = self.send(RTM_GETROUTE, NLM_F_DUMP, &body)?;
         let ipv6 = family == libc::AF_INET6 as u8;
         let mut out = Vec::new();
-        self.receive(
-            seq,
-            true,
-            &|| "route dump".to_owned(),
-            &mut |kind, payload| {
-                if kind != RTM_NEWROUTE || payload.get(1) != Some(&0) {
-                    return Ok(());
-                }
-                let r = parse_route(payload)?;
-                if r.kind != RTN_UNICAST {
-                    return Ok(());
-                }
-                if let Some(oif) = r.oif {
-                    out.push((ipv6, oif, r.gateway, r.metric, r.table));
-                }
-                for (oif, gateway) in r.multipath {
-                    out.push((ipv6, oif, gateway, r.metric, r.table));
-                }
-                Ok(())
-            },
-        )?;
+        for (kind, payload) in
+            self.request(RTM_GETROUTE, NLM_F_DUMP, &body, || "route dump".into())?
+        {
+            // Only unicast routes with a zero-length destination: the defaults.
+            if kind != RTM_NEWROUTE || payload.get(1) != Some(&0) {
+                continue;
+            }
+            let r = parse_route(&payload)?;
+            if r.kind != RTN_UNICAST {
+                continue;
+            }
+            let hops = r
+                .oif
+                .map(|oif| (oif, r.gateway))
+                .into_iter()
+                .chain(r.multipath);
+            for (index, gateway) in hops {
+                out.push(DefaultHop {
+                    ipv6,
+                    index,
+                    gateway,
+                    metric: r.metric,
+                    table: r.table,
+                });
+            }
+        }
         Ok(out)
     }
+}
+
+struct DefaultHop {
+    ipv6: bool,
+    index: u32,
+    gateway: Option<IpAddr>,
+    metric: u32,
+    table: u32,
 }
 
 #[derive(Default)]
