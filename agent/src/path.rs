@@ -14,6 +14,11 @@
 //! runs from an `Instant` taken right before the send to the kernel's receive timestamp of the answer
 //! (SO_TIMESTAMPNS), so a busy router's scheduling delay does not count; the `Instant` at the read is
 //! the fallback.
+//!
+//! Run traces one after another, not side by side: Linux routers and hosts (by default) answer a burst
+//! of six ICMP errors to one source and then one a second, so traces in parallel share that budget and
+//! show `*` where a router only ran out of answers. In the lab, a 5-probe trace right after another
+//! 5-probe trace through the same host got 1 answer of 5.
 
 use crate::config::{PathCheck, Uplink};
 use o365probe_core::report::{Hop, PathSummary, MAX_HOPS};

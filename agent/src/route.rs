@@ -6,8 +6,9 @@
 //! [`split_tunnel`] asks the kernel about one address in each Optimize prefix and flags the prefixes whose
 //! route goes into a tunnel interface.
 //!
-//! The rtnetlink requests are written by hand (about 300 lines: one RTM_GETROUTE, one RTM_GETLINK and a
-//! route dump) rather than pulled from a netlink crate, because the agent runs from a router's flash.
+//! The rtnetlink requests are written by hand (the section at the end, about 450 formatted lines: one
+//! RTM_GETROUTE, one RTM_GETLINK, a route dump and their parsers) rather than pulled from a netlink crate,
+//! because the agent runs from a router's flash.
 //! Kernel ABI constants are spelled out here instead of taken from libc, which lacks some of them on musl.
 //! Lookups run in the network namespace of the calling thread and send nothing onto the network.
 

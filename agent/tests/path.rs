@@ -323,6 +323,27 @@ fn assert_full_path(t: &Trace, v6: bool) {
 // ---------------------------------------------------------------------------------------------------
 // Traceroute.
 
+/// No privileges needed: the destination's own port unreachable (or SYN-ACK) ends the trace at TTL 1.
+#[test]
+fn loopback_is_reached_at_the_first_hop_by_any_user() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut methods = vec![("127.0.0.1", quick(Method::UdpClassic { first_port: 33434 }))];
+    methods.push(("127.0.0.1", quick(Method::Tcp { port })));
+    if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+        methods.push(("::1", quick(Method::UdpClassic { first_port: 33434 })));
+    }
+    for (to, opts) in methods {
+        let t = trace(ip(to), &opts).unwrap();
+        assert!(t.reached(), "{t}");
+        assert_eq!(t.hops.len(), 1, "{t}");
+        for reply in &t.hops[0].replies {
+            let reply = reply.unwrap_or_else(|| panic!("unanswered:\n{t}"));
+            assert_eq!((reply.from, reply.kind), (ip(to), ReplyKind::Destination));
+        }
+    }
+}
+
 #[test]
 fn three_routers_are_the_hops_in_order_over_ipv4_and_ipv6() {
     require_namespaces!();
