@@ -95,6 +95,9 @@ pub enum RootError {
     Full,
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for RootError {}
+
 impl fmt::Display for RootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

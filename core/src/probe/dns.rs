@@ -116,6 +116,9 @@ pub enum ConfigError {
     TooManyTries,
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -151,6 +154,9 @@ pub enum DnsFailure {
     /// The TCP answer is longer than [`MAX_TCP_RESPONSE_LEN`].
     TooLarge,
 }
+
+#[cfg(feature = "std")]
+impl std::error::Error for DnsFailure {}
 
 impl fmt::Display for DnsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

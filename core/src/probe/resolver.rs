@@ -95,6 +95,9 @@ pub enum IdentityFailure {
     NoAddress,
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for IdentityFailure {}
+
 impl fmt::Display for IdentityFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

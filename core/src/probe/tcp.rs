@@ -89,6 +89,9 @@ pub enum TcpConfigError {
     Timeout,
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for TcpConfigError {}
+
 impl fmt::Display for TcpConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

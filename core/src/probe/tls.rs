@@ -84,6 +84,9 @@ pub enum TlsConfigError {
     Timeout,
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for TlsConfigError {}
+
 impl fmt::Display for TlsConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -112,6 +115,9 @@ pub enum TlsFailure {
     /// The server closed the connection first.
     Closed,
 }
+
+#[cfg(feature = "std")]
+impl std::error::Error for TlsFailure {}
 
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
