@@ -169,17 +169,22 @@ fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(Prefix, Place)>, GeoEr
         if out.len() == MAX_PREFIXES {
             return Err(problem(format!("more than {MAX_PREFIXES} prefixes")));
         }
-        let (prefix, location) = line
-            .split_once(',')
-            .ok_or_else(|| problem("expected `prefix,location`".into()))?;
+        let mut fields = line.splitn(3, ',');
+        let (Some(prefix), Some(location)) = (fields.next(), fields.next()) else {
+            return Err(problem("expected `prefix,location[,name]`".into()));
+        };
+        let name = fields.next().map(str::trim).filter(|n| !n.is_empty());
         let prefix = Prefix::parse(prefix.trim())
             .ok_or_else(|| problem(format!("`{}` is not an IP prefix", prefix.trim())))?;
-        let place = parse_location(location.trim()).ok_or_else(|| {
+        let mut place = parse_location(location.trim()).ok_or_else(|| {
             problem(format!(
                 "`{}` is neither a known location code nor `latitude longitude`",
                 location.trim()
             ))
         })?;
+        if let Some(name) = name {
+            place.label = name.to_owned();
+        }
         out.push((prefix, place));
     }
     out.sort_by_key(|(p, _)| std::cmp::Reverse(p.len));
@@ -221,12 +226,14 @@ mod tests {
     #[test]
     fn the_most_specific_prefix_names_the_place() {
         let g = geo(
-            "# lab plan\n198.51.100.0/24, LHR\n198.51.100.153/32,ORD\n2001:db8::/32,41.9 -87.6\n",
+            "# lab plan\n198.51.100.0/24, LHR\n198.51.100.153/32,ORD\n2001:db8::/32,41.9 -87.6\n\
+             2001:db8:1::/48,51.5 -0.1,London # HQ\n",
         );
         let at = |s: &str| g.locate(s.parse().unwrap()).map(|p| p.label);
         assert_eq!(at("198.51.100.153").as_deref(), Some("ORD"));
         assert_eq!(at("198.51.100.154").as_deref(), Some("LHR"));
         assert_eq!(at("2001:db8:100::53").as_deref(), Some("41.9,-87.6"));
+        assert_eq!(at("2001:db8:1::9").as_deref(), Some("London"));
         assert_eq!(at("203.0.113.1"), None);
         let ord = g.locate("198.51.100.153".parse().unwrap()).unwrap().point;
         assert!((ord.lat - 41.98).abs() < 0.1, "{ord:?}");
@@ -237,7 +244,7 @@ mod tests {
         for (text, want) in [
             (
                 "198.51.100.0/24 LHR\n",
-                "geo.csv:1: expected `prefix,location`",
+                "geo.csv:1: expected `prefix,location[,name]`",
             ),
             (
                 "\n198.51.100.0/33,LHR\n",

@@ -6,6 +6,7 @@
 //! UCI on OpenWrt), `o365probe check` (one assessment now, for a person or as JSON) and `o365probe run`
 //! (the daemon with store-and-forward reporting). Built in issues 4/10 and 6/10.
 
+pub mod check;
 pub mod config;
 pub mod endpoints;
 pub mod geo;

@@ -116,6 +116,7 @@ impl fmt::Display for Tunnel {
     }
 }
 
+const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_PPP: u16 = 512;
 const ARPHRD_TUNNEL: u16 = 768;
 const ARPHRD_TUNNEL6: u16 = 769;
@@ -125,6 +126,11 @@ const ARPHRD_IP6GRE: u16 = 823;
 const ARPHRD_NONE: u16 = 0xfffe;
 
 impl Interface {
+    fn named_like_vpn(&self, words: &[&str]) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        words.iter().any(|w| name.contains(w))
+    }
+
     /// The kind of VPN tunnel this interface is, if it is one.
     ///
     /// The driver's link kind decides when there is one. PPP is the awkward case: PPPoE is the ordinary
@@ -135,6 +141,13 @@ impl Interface {
         if let Some(kind) = self.kind.as_deref() {
             let tunnel = match kind {
                 "wireguard" => Tunnel::WireGuard,
+                // The tun driver also makes TAP devices (Ethernet frames): OpenVPN in TAP mode names
+                // them tapN, but a TAP is just as often a virtual machine's or an emulated link.
+                "tun"
+                    if self.link_type == ARPHRD_ETHER && !self.named_like_vpn(&["tap", "vpn"]) =>
+                {
+                    return None
+                }
                 "tun" => Tunnel::Tun,
                 "ovpn" | "ovpn-dco" => Tunnel::OpenVpn,
                 "vti" | "vti6" | "xfrm" => Tunnel::Ipsec,
@@ -145,11 +158,9 @@ impl Interface {
             return Some(tunnel);
         }
         match self.link_type {
-            ARPHRD_PPP => {
-                let name = self.name.to_ascii_lowercase();
-                let vpn = ["l2tp", "pptp", "vpn"].iter().any(|w| name.contains(w));
-                vpn.then_some(Tunnel::PppVpn)
-            }
+            ARPHRD_PPP => self
+                .named_like_vpn(&["l2tp", "pptp", "vpn"])
+                .then_some(Tunnel::PppVpn),
             ARPHRD_TUNNEL | ARPHRD_TUNNEL6 | ARPHRD_SIT => Some(Tunnel::IpInIp),
             ARPHRD_IPGRE | ARPHRD_IP6GRE => Some(Tunnel::Gre),
             ARPHRD_NONE if self.point_to_point => Some(Tunnel::Tun),
@@ -838,6 +849,15 @@ mod tests {
         assert_eq!(link("eth0", None, 1, false).tunnel(), None);
         assert_eq!(link("br-lan", Some("bridge"), 1, false).tunnel(), None);
         assert_eq!(link("vxlan0", Some("vxlan"), 1, false).tunnel(), None);
+        // A TAP device is the tun driver's too: a VPN only when it says so (OpenVPN's tapN).
+        assert_eq!(
+            link("wan0", Some("tun"), ARPHRD_ETHER, false).tunnel(),
+            None
+        );
+        assert_eq!(
+            link("tap0", Some("tun"), ARPHRD_ETHER, false).tunnel(),
+            Some(Tunnel::Tun)
+        );
     }
 
     #[test]

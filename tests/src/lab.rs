@@ -1347,11 +1347,11 @@ pub fn geo_csv(offices: &[Office]) -> String {
         let e = o.egress();
         for addr in [IpAddr::from(e.v4), IpAddr::from(e.v6)] {
             out.push_str(&format!(
-                "{addr},{} {}  # egress of {} ({})\n",
+                "{addr},{} {},{}  # egress of {}\n",
                 e.location.lat,
                 e.location.lon,
-                o.name(),
-                e.location.city
+                e.location.city,
+                o.name()
             ));
         }
     }
