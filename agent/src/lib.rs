@@ -8,8 +8,10 @@
 
 pub mod check;
 pub mod config;
+pub mod download;
 pub mod endpoints;
 pub mod geo;
+pub mod http;
 pub mod net;
 pub mod path;
 pub mod route;
