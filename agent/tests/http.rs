@@ -505,7 +505,18 @@ fn pki() -> Option<&'static Pki> {
         if let Ok(dir) = std::env::var(PKI_DIR_VAR) {
             return Some(load_pki(Path::new(&dir)));
         }
-        let dir = std::env::temp_dir().join(format!("o365probe-http-test-{}", std::process::id()));
+        // One directory per run under cargo's scratch directory for tests; those of runs that have
+        // ended are removed here.
+        let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(scratch).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("http-test-pki-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = scratch.join(format!("http-test-pki-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ext = dir.join("leaf.ext");
         std::fs::write(
