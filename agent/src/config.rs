@@ -486,7 +486,9 @@ pub struct Teams {
 impl Default for Teams {
     fn default() -> Self {
         Self {
-            count: 50,
+            // Microsoft judges loss "over 15 s": 750 requests at 20 ms. A 1 s train sees one lost packet as
+            // 2 % and misses 3 % loss one time in twenty.
+            count: 750,
             spacing: Duration::from_millis(20),
             drain: Duration::from_secs(1),
             dscp_ef: false,

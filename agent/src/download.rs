@@ -457,7 +457,7 @@ fn fetch(
         head,
         early,
         peer,
-    } = http::request_by_hand(url, proxy, "HTTP/1.0", &options.bind, deadline)?;
+    } = http::request_by_hand(url, proxy, "HTTP/1.0", &options.bind, &[], deadline)?;
     // The name lookup is the DNS probe's to measure, not the transfer's.
     t.started = head.asked;
     accept(&head, url, t)?;

@@ -79,6 +79,10 @@ pub struct HttpOptions {
     /// The uplink's binding (interface, source address, DSCP). minreq cannot bind, so a bound
     /// request is made by hand.
     pub bind: SocketOptions,
+    /// The host's addresses as the office's resolver gave them (the check resolved the name with the
+    /// core's DNS probe): a direct request connects there, by hand, instead of asking the system's
+    /// resolver again, so it goes where the other probes went. Empty: look the name up.
+    pub resolved: Vec<IpAddr>,
 }
 
 impl HttpOptions {
@@ -94,6 +98,7 @@ impl HttpOptions {
             proxy: proxy.for_url(url, env),
             timeout,
             bind: SocketOptions::default(),
+            resolved: Vec::new(),
         }
     }
 
@@ -103,6 +108,7 @@ impl HttpOptions {
             proxy: None,
             timeout,
             bind: SocketOptions::default(),
+            resolved: Vec::new(),
         }
     }
 }
@@ -317,11 +323,13 @@ pub fn check(url: &str, options: &HttpOptions) -> HttpCheck {
         Err(failure) => return HttpCheck::failed(url, shown_proxy, Duration::ZERO, failure),
     };
     let bind = &options.bind;
+    let resolved = &options.resolved;
     let by_hand = |proxy: Option<&ProxyServer>| {
-        request_by_hand(&parts, proxy, "HTTP/1.1", bind, deadline).map(|a| a.head)
+        request_by_hand(&parts, proxy, "HTTP/1.1", bind, resolved, deadline).map(|a| a.head)
     };
     let answer = match &proxy {
         _ if *bind != SocketOptions::default() => by_hand(proxy.as_ref()),
+        None if !resolved.is_empty() => by_hand(None),
         None => lookup(&parts.host, parts.port_or_default(), deadline)
             .and_then(|_| minreq_head(url, None, deadline, &parts.peer())),
         Some(proxy) if parts.scheme == "http" => by_hand(Some(proxy)),
@@ -815,9 +823,17 @@ pub(crate) fn request_by_hand(
     proxy: Option<&ProxyServer>,
     version: &str,
     bind: &SocketOptions,
+    resolved: &[IpAddr],
     deadline: Deadline,
 ) -> Result<Answer, Failure> {
     let (addrs, peer) = match proxy {
+        None if !resolved.is_empty() => (
+            resolved
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, url.port_or_default()))
+                .collect(),
+            url.peer(),
+        ),
         None => (
             lookup(&url.host, url.port_or_default(), deadline)?,
             url.peer(),
@@ -1016,6 +1032,7 @@ fn tunnel_via_proxy(
             Some(proxy),
             "HTTP/1.1",
             &SocketOptions::default(),
+            &[],
             deadline,
         )
         .map(|a| a.head),

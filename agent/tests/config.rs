@@ -92,7 +92,7 @@ fn the_minimal_lab_file_is_accepted_as_is() {
     // A lab points the agent at its own zone: listing targets must not also send it to Microsoft.
     assert!(!c.endpoints.enabled);
     // Everything else keeps its default.
-    assert_eq!(c.teams.count, 50);
+    assert_eq!(c.teams.count, 750);
     assert_eq!(c.teams.spacing, Duration::from_millis(20));
     assert_eq!(c.agent.state_dir, Path::new("/var/lib/o365probe"));
 }

@@ -61,6 +61,36 @@ fn read_request(stream: &mut impl Read) -> String {
 type Requests = Arc<Mutex<Vec<String>>>;
 
 /// A server answering every request with `response`, recording the request heads.
+#[test]
+fn a_direct_check_goes_to_the_addresses_the_office_resolver_gave() {
+    // The name exists nowhere: only the resolved address (from the core's DNS probe) reaches the server,
+    // and the request still names the host.
+    let (addr, requests) = canned(IIS_200);
+    let mut options = options(5 * SECOND);
+    options.resolved = vec![addr.ip()];
+    let c = check(
+        &format!("http://outlook.office365.invalid:{}/", addr.port()),
+        &options,
+    );
+    assert_judged(&c, 200, HttpVerdict::Ok, None);
+    let head = requests.lock().unwrap()[0].clone();
+    assert!(
+        head.contains(&format!("Host: outlook.office365.invalid:{}", addr.port())),
+        "{head}"
+    );
+    // Without it the same name does not resolve: the check says DNS.
+    let c = check(
+        &format!("http://outlook.office365.invalid:{}/", addr.port()),
+        &self::options(5 * SECOND),
+    );
+    assert!(
+        c.failure
+            .as_ref()
+            .is_some_and(|f| f.to_string().starts_with("DNS")),
+        "{c}"
+    );
+}
+
 fn canned(response: &'static str) -> (SocketAddr, Requests) {
     let requests = Requests::default();
     let seen = requests.clone();
@@ -96,6 +126,7 @@ fn via(proxy: SocketAddr) -> HttpOptions {
         proxy: Some(format!("http://{proxy}")),
         timeout: 5 * SECOND,
         bind: SocketOptions::default(),
+        resolved: Vec::new(),
     }
 }
 
@@ -1088,6 +1119,7 @@ fn lab_check_within(url: &str, proxy: Option<&str>, timeout: Duration) -> HttpCh
             proxy: proxy.map(str::to_owned),
             timeout,
             bind: SocketOptions::default(),
+            resolved: Vec::new(),
         },
     );
     println!("  {c}");

@@ -8,17 +8,17 @@ use o365probe_core::assess::{
 };
 
 use super::model::{Assessment, Finding, Scores, TargetReport};
-use crate::config::Config;
 
-/// The findings of an assessment, most severe first, and what could not be judged.
-pub fn judge(a: &Assessment, config: &Config) -> (Vec<Finding>, Vec<String>) {
+/// The findings of an assessment, most severe first, and what could not be judged. `proxied` says
+/// whether the office's web traffic to a host goes through a proxy (`[http] proxy` and the
+/// environment's).
+pub fn judge(a: &Assessment, proxied: &dyn Fn(&str) -> bool) -> (Vec<Finding>, Vec<String>) {
     let mut out = Findings::default();
-    let proxied = config.http.proxy != crate::config::Proxy::None;
     for t in &a.targets {
         dns(t, &mut out);
         tls(t, &mut out);
         proxy(t, &mut out);
-        blocked(t, proxied, &mut out);
+        blocked(t, proxied(&t.host), &mut out);
         teams(t, &mut out);
         front_door(t, &mut out);
     }

@@ -149,6 +149,7 @@ impl<'a> Context<'a> {
         let mut rng = SplitMix64::new(self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let opts = uplink.map(SocketOptions::uplink).unwrap_or_default();
         let limit = Limit::new(CONCURRENT_PROBES);
+        let traces = Limit::new(1);
         let mut notes = self.notes.clone();
 
         let resolver = match self.config.dns.resolvers() {
@@ -185,7 +186,9 @@ impl<'a> Context<'a> {
             .zip(forks)
             .enumerate()
             .map(|(i, ((t, r), rng))| {
-                let trace = traced.contains(&i);
+                // Traces go one at a time: routers answer only a few ICMP errors per second, and
+                // side-by-side traces would share that budget and show silent hops that are not.
+                let trace = traced.contains(&i).then_some(&traces);
                 let (limit, opts) = (&limit, &opts);
                 async move {
                     self.probe_target(t, r, rng, opts, limit, trace, uplink)
@@ -239,7 +242,14 @@ impl<'a> Context<'a> {
             notes,
         };
         assessment.scores = findings::scores(&assessment);
-        let (found, more_notes) = findings::judge(&assessment, self.config);
+        let (found, more_notes) = findings::judge(&assessment, &|host| {
+            let url = format!("https://{host}/");
+            self.config
+                .http
+                .proxy
+                .for_url(&url, &self.proxy_env)
+                .is_some()
+        });
         assessment.findings = found;
         assessment.notes.extend(more_notes);
         assessment.duration_ms = ms_std(t0.elapsed());
@@ -458,7 +468,7 @@ impl<'a> Context<'a> {
         rng: SplitMix64,
         opts: &SocketOptions,
         limit: &Limit,
-        trace: bool,
+        trace: Option<&Limit>,
         uplink: Option<&Uplink>,
     ) -> TargetReport {
         let mut report = TargetReport {
@@ -516,7 +526,7 @@ impl<'a> Context<'a> {
             )
         };
         let http = async {
-            let port = tcp_port?;
+            tcp_port?;
             let wanted = match self.config.http.check {
                 HttpChecks::All => true,
                 HttpChecks::Required => target.required,
@@ -530,11 +540,13 @@ impl<'a> Context<'a> {
             {
                 return None;
             }
-            limit.run(self.http(target, port, uplink)).await
+            limit
+                .run(web::check(self, target, &resolved.addresses, uplink))
+                .await
         };
         let path = async {
-            let ip = address.filter(|_| trace)?;
-            Some(limit.run(self.trace(ip, uplink)).await)
+            let (ip, traces) = (address?, trace?);
+            Some(traces.run(self.trace(ip, tcp_port, uplink)).await)
         };
         let ((tcp, tls), (stun, (http, path))) = futures_join(
             futures_join(tcp, tls),
@@ -728,17 +740,18 @@ impl<'a> Context<'a> {
         report
     }
 
-    async fn http(
+    /// A traceroute, with TCP SYNs to the target's port when it has one: Microsoft's front doors answer
+    /// those, while UDP and ICMP probes are often dropped at their edge.
+    async fn trace(
         &self,
-        target: &Target,
-        port: u16,
+        ip: IpAddr,
+        tcp_port: Option<u16>,
         uplink: Option<&Uplink>,
-    ) -> Option<HttpReport> {
-        web::check(self, target, port, uplink).await
-    }
-
-    async fn trace(&self, ip: IpAddr, uplink: Option<&Uplink>) -> PathReport {
-        let options = path::TraceOptions::from_config(&self.config.path, uplink);
+    ) -> PathReport {
+        let mut options = path::TraceOptions::from_config(&self.config.path, uplink);
+        if let Some(port) = tcp_port {
+            options.method = path::Method::Tcp { port };
+        }
         let result = tokio::task::spawn_blocking(move || path::trace(ip, &options)).await;
         match result {
             Ok(Ok(trace)) => PathReport {
@@ -819,14 +832,13 @@ impl<'a> Context<'a> {
     }
 
     async fn download(&self, targets: &[TargetReport], opts: &SocketOptions) -> Option<Download> {
-        let url = self.config.download.url.clone()?;
         // Latency is sampled to the first front door that answered TCP.
         let probe_to = targets
             .iter()
             .filter_map(|t| t.tcp.as_ref())
             .find(|t| t.connected > 0)
             .map(|t| t.address);
-        web::download(self, &url, probe_to, opts).await
+        web::download(self, probe_to, opts).await
     }
 }
 
