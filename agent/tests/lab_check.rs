@@ -356,3 +356,32 @@ fn every_json_field_is_documented() {
         "fields missing from docs/check-json.md: {undocumented:?}"
     );
 }
+
+/// A figure for `cargo xtask bench`, not a check: the agent's peak resident memory during a whole check
+/// of the good office (GNU time's maximum RSS), printed as `agent: peak RSS of a check: N kB`.
+#[test]
+#[ignore = "a figure, run by cargo xtask bench"]
+fn peak_memory_of_a_check() {
+    let Some(c) = checked() else { return };
+    let (office, _) = by_office(c, "london-good");
+    let out = office
+        .command("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(AGENT)
+        .args(["check", "--json", "--config"])
+        .arg(office.agent_config_path())
+        .output()
+        .expect("/usr/bin/time (cargo xtask setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kb = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    println!("agent: peak RSS of a check: {kb} kB");
+}

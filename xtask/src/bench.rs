@@ -32,7 +32,51 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     exec(&mut criterion)?;
     firmware_cycle()?;
+    agent()?;
     relay_lateness()
+}
+
+/// The agent's release binary size, and its peak memory during a whole check of the lab's good
+/// office (from the agent's own lab test, which needs root).
+fn agent() -> Result<()> {
+    exec(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "o365probe",
+        "-p",
+        "o365probe-lab",
+        "--bins",
+    ]))?;
+    let binary = target_dir().join("release/o365probe");
+    let size = std::fs::metadata(&binary)
+        .with_context(|| binary.display().to_string())?
+        .len();
+    println!("agent: x86_64 release binary (stripped, LTO, opt-level z): {size} B");
+    let out = cargo()
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "o365probe",
+            "--test",
+            "lab_check",
+        ])
+        .args(["peak_memory_of_a_check", "--", "--ignored", "--nocapture"])
+        .output()
+        .context("cannot run the agent's lab test")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().find(|l| l.starts_with("agent: peak RSS")) {
+        Some(line) => println!("{line}"),
+        None => println!(
+            "agent: peak RSS not measured ({})",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.contains("skipping"))
+                .unwrap_or("no figure")
+        ),
+    }
+    Ok(())
 }
 
 /// The relay's scheduling error over 2000 frames each way, from its own test (which holds only the

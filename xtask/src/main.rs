@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks, one module each.
 //!
+//! - `demo`: the lab's offices assessed by the real agent, side by side (the quick start).
 //! - `ci`: every check the project has (what `.ci/run` and the README's test command run).
 //! - `setup`: install what the checks need (apt packages, cargo tools), idempotently.
 //! - `fuzz`: run each cargo-fuzz target for a while and report executions.
@@ -11,6 +12,7 @@
 mod bench;
 mod ci;
 mod cross;
+mod demo;
 mod fuzz;
 mod gen;
 mod lab;
@@ -23,6 +25,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
+  demo [--scenario NAME]... [--keep]
+                          every lab office assessed by o365probe check, against what it should find
   ci [--fuzz-seconds N]   every check: setup, fmt, clippy, tests, no_std build, fuzz smoke
   setup                   install what the checks need (apt packages, cargo tools); idempotent
   fuzz [--seconds N] [TARGET...]
@@ -40,6 +44,7 @@ fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "ci" => ci::run(&rest),
+        "demo" => demo::run(&rest),
         "setup" => setup::run(),
         "fuzz" => fuzz::run(&rest),
         "nostd" => cross::nostd(),

@@ -19,6 +19,10 @@ const APT: &[(&str, &str)] = &[
         "bench: the core's cycle on a Cortex-M4 (mps2-an386)",
     ),
     ("binutils", "bench: section sizes of ARM binaries (size -A)"),
+    (
+        "time",
+        "bench: the agent's peak memory during a check (GNU time)",
+    ),
     // The lab (tests/, README "Lab"): namespaces and the real peers it runs inside them. Service
     // packages start system daemons on install; the lab runs its own instances, in its own
     // namespaces, from its own files, so those neither matter nor collide. squid-openssl (for
