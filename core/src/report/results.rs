@@ -286,7 +286,7 @@ pub struct StunSummary {
     pub reordered: u16,
     /// Request-to-response times; `None` when nothing was answered.
     pub rtt: Option<Rtt>,
-    /// RFC 3550 §6.4.1 interarrival jitter over the answered requests in order, µs: J += (|D| - J) / 16,
+    /// RFC 3550 §6.4.1 interarrival jitter over the answered requests in arrival order, µs: J += (|D| - J) / 16,
     /// with D the difference of consecutive round-trip times.
     pub jitter_us: u32,
     /// The public address and port the server saw (XOR-MAPPED-ADDRESS), if any response carried one.
