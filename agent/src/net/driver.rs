@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::clock;
-use super::socket::{self, os_message, SocketError, SocketOptions};
+use super::socket::{self, os_message, SocketError, SocketOptions, TcpSpare};
 
 /// The safety net of [`drive`]: longer than any probe the core can be configured for (a STUN train's
 /// `MAX_TRAIN_DURATION` of 10 minutes, plus a minute). Use [`drive_within`] with the probe's own
@@ -62,10 +62,10 @@ pub enum DriveError {
         error: io::Error,
     },
     /// Reading the probe's UDP socket failed.
-    #[error("receive from {to}: {}", os_message(error))]
+    #[error("receive on the probe's {family} socket: {}", os_message(error))]
     Receive {
-        /// The destination the socket was made for.
-        to: SocketAddr,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
         /// What the OS said.
         error: io::Error,
     },
@@ -95,16 +95,21 @@ pub async fn drive_within<P: Probe>(
     let started = StdInstant::now();
     let give_up = tokio::time::Instant::from_std(started + limit);
     let mut io = Io::new(opts);
+    // Sockets of both families before the first poll: a probe stamps a datagram or a connect when it
+    // hands it out, and making a socket then would count towards that round trip.
+    io.prepare();
     let mut out = vec![0u8; MAX_TRANSMIT];
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut idle = 0u32;
     loop {
+        // Not between a stamp and its SYN, nor (on loopback) between a SYN and its task's stamp.
+        io.replace_spares();
         let mut progressed = false;
         // A fresh `now` per transmit: each send is stamped as close to the syscall as possible.
         while let Some(t) = probe.poll_transmit(clock::now(), &mut out) {
             progressed = true;
             if let Some((conn, event)) = io.transmit(t, &out).await? {
-                // A write the connection task cannot take: to the probe, the connection is gone.
+                // A connect that failed at once, or a write its connection cannot take.
                 probe.handle(clock::now(), conn_event(conn, &event));
             }
         }
@@ -112,49 +117,27 @@ pub async fn drive_within<P: Probe>(
             return Ok(result);
         }
         let timeout = probe.poll_timeout();
-        if timeout.is_none() && io.conns.is_empty() && !io.has_udp() {
-            return Err(DriveError::Stuck("no timeout and nothing in flight"));
+        if timeout.is_none() && io.conns.is_empty() {
+            // Only a connection's news can move it on; a datagram wait is always bounded by a timeout.
+            return Err(DriveError::Stuck("no timeout and no connection open"));
         }
         let wake = tokio::select! {
             biased;
-            r = readable(io.udp4.as_ref()) => Wake::Readable(r, io.udp4_to),
-            r = readable(io.udp6.as_ref()) => Wake::Readable(r, io.udp6_to),
+            r = readable(io.udp4.as_ref(), Family::V4) => Wake::Readable(r),
+            r = readable(io.udp6.as_ref(), Family::V6) => Wake::Readable(r),
             Some(news) = io.news_rx.recv() => Wake::News(news),
             () = sleep_until(timeout), if timeout.is_some() => Wake::Timeout,
             () = tokio::time::sleep_until(give_up) => Wake::GiveUp,
         };
         match wake {
-            Wake::Readable(Err(error), to) => {
+            Wake::Readable(Err((family, error))) => {
                 return Err(DriveError::Receive {
-                    to: to.unwrap_or(UNSPECIFIED),
+                    family: family.name(),
                     error,
                 })
             }
-            Wake::Readable(Ok(socket), to) => {
-                for _ in 0..DATAGRAM_BATCH {
-                    let Some(socket) = io.socket(socket) else {
-                        break;
-                    };
-                    let got = socket.try_io(tokio::io::Interest::READABLE, || {
-                        socket::recv_datagram(socket, &mut datagram)
-                    });
-                    match got {
-                        Ok(d) => {
-                            progressed = true;
-                            let data = &datagram[..d.len];
-                            let event = Event::Datagram { from: d.from, data };
-                            probe.handle(clock::from_std(d.at), event);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(error) => {
-                            return Err(DriveError::Receive {
-                                to: to.unwrap_or(UNSPECIFIED),
-                                error,
-                            })
-                        }
-                    }
-                }
+            Wake::Readable(Ok(family)) => {
+                progressed |= feed_datagrams(&mut probe, &io, family, &mut datagram, true)?;
             }
             Wake::News(news) => {
                 if let Some(event) = io.accept(news) {
@@ -163,6 +146,11 @@ pub async fn drive_within<P: Probe>(
                 }
             }
             Wake::Timeout => {
+                // Datagrams that arrived before the timer fired go first, even those the reactor has
+                // not reported yet: an answer just before a deadline is in time.
+                for family in [Family::V4, Family::V6] {
+                    progressed |= feed_datagrams(&mut probe, &io, family, &mut datagram, false)?;
+                }
                 probe.handle_timeout(clock::now());
                 progressed |= probe.poll_timeout() != timeout;
             }
@@ -177,11 +165,49 @@ pub async fn drive_within<P: Probe>(
     }
 }
 
-const UNSPECIFIED: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+/// Feeds the probe what `family`'s socket holds, up to a batch, each with its arrival stamp; through
+/// the reactor's readiness (`via_reactor`) or straight from the socket. Whether anything came.
+fn feed_datagrams<P: Probe>(
+    probe: &mut P,
+    io: &Io<'_>,
+    family: Family,
+    buf: &mut [u8],
+    via_reactor: bool,
+) -> Result<bool, DriveError> {
+    let Some(socket) = io.socket(family) else {
+        return Ok(false);
+    };
+    let mut fed = false;
+    for _ in 0..DATAGRAM_BATCH {
+        let got = if via_reactor {
+            socket.try_io(tokio::io::Interest::READABLE, || {
+                socket::recv_datagram(socket, buf)
+            })
+        } else {
+            socket::recv_datagram(socket, buf)
+        };
+        match got {
+            Ok(d) => {
+                fed = true;
+                let data = buf.get(..d.len).unwrap_or_default();
+                let event = Event::Datagram { from: d.from, data };
+                probe.handle(clock::from_std(d.at), event);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(DriveError::Receive {
+                    family: family.name(),
+                    error,
+                })
+            }
+        }
+    }
+    Ok(fed)
+}
 
 enum Wake {
-    Readable(io::Result<Family>, Option<SocketAddr>),
+    Readable(Result<Family, (Family, io::Error)>),
     News(News),
     Timeout,
     GiveUp,
@@ -189,13 +215,41 @@ enum Wake {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
-    V4,
-    V6,
+    V4 = 0,
+    V6 = 1,
 }
 
-async fn readable(socket: Option<&(UdpSocket, Family)>) -> io::Result<Family> {
+impl Family {
+    fn of(to: SocketAddr) -> Family {
+        if to.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// A stand-in destination of this family, for making a socket before the real one is known.
+    fn any(self) -> SocketAddr {
+        match self {
+            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        }
+    }
+}
+
+async fn readable(
+    socket: Option<&UdpSocket>,
+    family: Family,
+) -> Result<Family, (Family, io::Error)> {
     match socket {
-        Some((s, family)) => s.readable().await.map(|()| *family),
+        Some(s) => s.readable().await.map(|()| family).map_err(|e| (family, e)),
         None => std::future::pending().await,
     }
 }
@@ -245,10 +299,12 @@ struct Conn {
 /// The sockets and connection tasks of one drive; dropping it closes them all.
 struct Io<'a> {
     opts: &'a SocketOptions,
-    udp4: Option<(UdpSocket, Family)>,
-    udp4_to: Option<SocketAddr>,
-    udp6: Option<(UdpSocket, Family)>,
-    udp6_to: Option<SocketAddr>,
+    udp4: Option<UdpSocket>,
+    udp6: Option<UdpSocket>,
+    /// A TCP socket per family, ready for the next connect.
+    spares: [Option<TcpSpare>; 2],
+    /// The families whose spare could be made (a spare is replaced only where one could be made).
+    spares_work: [bool; 2],
     conns: BTreeMap<ConnId, Conn>,
     generation: u64,
     tasks: JoinSet<()>,
@@ -262,9 +318,9 @@ impl<'a> Io<'a> {
         Self {
             opts,
             udp4: None,
-            udp4_to: None,
             udp6: None,
-            udp6_to: None,
+            spares: [None, None],
+            spares_work: [false; 2],
             conns: BTreeMap::new(),
             generation: 0,
             tasks: JoinSet::new(),
@@ -273,32 +329,54 @@ impl<'a> Io<'a> {
         }
     }
 
-    fn has_udp(&self) -> bool {
-        self.udp4.is_some() || self.udp6.is_some()
+    /// Makes what UDP and TCP sockets the options allow; one that fails is tried again, and its error
+    /// reported, when the probe needs it.
+    fn prepare(&mut self) {
+        for family in [Family::V4, Family::V6] {
+            if let Ok(socket) = socket::udp_socket(self.opts, family.any()) {
+                *self.slot(family) = Some(socket);
+            }
+            let spare = TcpSpare::open(self.opts, family.any()).ok();
+            self.spares_work[family as usize] = spare.is_some();
+            self.spares[family as usize] = spare;
+        }
+    }
+
+    fn replace_spares(&mut self) {
+        for family in [Family::V4, Family::V6] {
+            let i = family as usize;
+            if self.spares_work[i] && self.spares[i].is_none() {
+                self.spares[i] = TcpSpare::open(self.opts, family.any()).ok();
+            }
+        }
+    }
+
+    fn slot(&mut self, family: Family) -> &mut Option<UdpSocket> {
+        match family {
+            Family::V4 => &mut self.udp4,
+            Family::V6 => &mut self.udp6,
+        }
     }
 
     fn socket(&self, family: Family) -> Option<&UdpSocket> {
         match family {
-            Family::V4 => self.udp4.as_ref().map(|s| &s.0),
-            Family::V6 => self.udp6.as_ref().map(|s| &s.0),
+            Family::V4 => self.udp4.as_ref(),
+            Family::V6 => self.udp6.as_ref(),
         }
     }
 
-    /// The probe's UDP socket for `to`'s family, made on first use.
+    /// The probe's UDP socket for `to`'s family.
     fn udp_for(&mut self, to: SocketAddr) -> Result<&UdpSocket, SocketError> {
-        let (slot, first_to, family) = if to.is_ipv4() {
-            (&mut self.udp4, &mut self.udp4_to, Family::V4)
-        } else {
-            (&mut self.udp6, &mut self.udp6_to, Family::V6)
-        };
-        if slot.is_none() {
-            *slot = Some((socket::udp_socket(self.opts, to)?, family));
-            *first_to = Some(to);
-        }
-        Ok(slot.as_ref().map(|s| &s.0).expect("made above"))
+        let opts = self.opts;
+        let slot = self.slot(Family::of(to));
+        Ok(match slot {
+            Some(socket) => socket,
+            None => slot.insert(socket::udp_socket(opts, to)?),
+        })
     }
 
-    /// Carries out one transmit; returns news for the probe if a connection could not take a write.
+    /// Carries out one transmit; returns news for the probe when a connect failed at once or a
+    /// connection could not take a write.
     async fn transmit(
         &mut self,
         t: Transmit,
@@ -316,24 +394,34 @@ impl<'a> Io<'a> {
                 }
             }
             Transmit::Connect { conn, to } => {
-                let socket = socket::tcp_socket(self.opts, to)?;
+                if let Some(old) = self.conns.remove(&conn) {
+                    old.task.abort();
+                }
+                let spare = match self.spares[Family::of(to) as usize].take() {
+                    Some(spare) if spare.fits(to) => spare,
+                    _ => TcpSpare::open(self.opts, to)?,
+                };
+                let stream = match socket::connect_from(spare, to)? {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        return Ok(Some((conn, ConnNews::Failed(socket::connect_failure(&e)))))
+                    }
+                };
                 self.generation += 1;
                 let generation = self.generation;
                 let (writes, writes_rx) = mpsc::channel(WRITES_CAPACITY);
                 let news = self.news_tx.clone();
                 let task = self
                     .tasks
-                    .spawn(connection(socket, to, conn, generation, writes_rx, news));
-                if let Some(old) = self.conns.insert(
+                    .spawn(connection(stream, conn, generation, writes_rx, news));
+                self.conns.insert(
                     conn,
                     Conn {
                         generation,
                         writes,
                         task,
                     },
-                ) {
-                    old.task.abort();
-                }
+                );
             }
             Transmit::Stream { conn, len } => {
                 if let Some(c) = self.conns.get(&conn) {
@@ -377,10 +465,9 @@ fn soft_send_error(e: &io::Error) -> bool {
     )
 }
 
-/// One TCP connection: connect, then relay writes out and bytes in, stamping everything as it happens.
+/// One TCP connection: its connect's outcome, then writes out and bytes in, each stamped as it happens.
 async fn connection(
-    socket: tokio::net::TcpSocket,
-    to: SocketAddr,
+    stream: tokio::net::TcpStream,
     conn: ConnId,
     generation: u64,
     mut writes: mpsc::Receiver<Vec<u8>>,
@@ -392,22 +479,14 @@ async fn connection(
         at,
         what,
     };
-    let stream = match socket.connect(to).await {
-        Ok(stream) => {
-            let at = StdInstant::now();
-            if news.send(tell(ConnNews::Connected, at)).await.is_err() {
-                return;
-            }
-            stream
-        }
-        Err(e) => {
-            let at = StdInstant::now();
-            let _ = news
-                .send(tell(ConnNews::Failed(socket::connect_failure(&e)), at))
-                .await;
-            return;
-        }
+    let (at, connected) = socket::finish_connect(&stream).await;
+    let what = match &connected {
+        Ok(()) => ConnNews::Connected,
+        Err(e) => ConnNews::Failed(socket::connect_failure(e)),
     };
+    if news.send(tell(what, at)).await.is_err() || connected.is_err() {
+        return;
+    }
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {

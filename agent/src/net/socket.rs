@@ -231,6 +231,12 @@ pub fn tcp_socket(
     opts: &SocketOptions,
     to: SocketAddr,
 ) -> Result<tokio::net::TcpSocket, SocketError> {
+    Ok(tokio::net::TcpSocket::from_std_stream(
+        open_tcp(opts, to)?.into(),
+    ))
+}
+
+fn open_tcp(opts: &SocketOptions, to: SocketAddr) -> Result<Socket, SocketError> {
     let socket = open(opts, to, Type::STREAM)?;
     // The probes write one small message (a DNS query, a ClientHello) and wait: send it now.
     socket
@@ -240,7 +246,77 @@ pub fn tcp_socket(
             to,
             error,
         })?;
-    Ok(tokio::net::TcpSocket::from_std_stream(socket.into()))
+    Ok(socket)
+}
+
+/// Starts a TCP connect to `to` from a socket bound and marked per `opts`: the SYN has left when this
+/// returns (no task switch between the caller's timestamp and the SYN). The outer error is a socket that
+/// could not be set up; the inner one a connect that failed at once (no route: ENETUNREACH). Finish
+/// with [`finish_connect`]. Call within a tokio runtime.
+pub fn start_connect(
+    opts: &SocketOptions,
+    to: SocketAddr,
+) -> Result<io::Result<tokio::net::TcpStream>, SocketError> {
+    connect_from(TcpSpare::open(opts, to)?, to)
+}
+
+/// A TCP socket made ahead of its connect, so the connect's timestamp is not followed by the
+/// syscalls that make and configure a socket before its SYN leaves.
+#[derive(Debug)]
+pub struct TcpSpare {
+    socket: Socket,
+    ipv4: bool,
+}
+
+impl TcpSpare {
+    /// A socket for connecting to `to` (or any address of its family), bound and marked per `opts`.
+    pub fn open(opts: &SocketOptions, to: SocketAddr) -> Result<TcpSpare, SocketError> {
+        Ok(TcpSpare {
+            socket: open_tcp(opts, to)?,
+            ipv4: to.is_ipv4(),
+        })
+    }
+
+    /// Whether it can connect to `to`.
+    pub fn fits(&self, to: SocketAddr) -> bool {
+        self.ipv4 == to.is_ipv4()
+    }
+}
+
+/// [`start_connect`] from a socket made earlier.
+pub fn connect_from(
+    spare: TcpSpare,
+    to: SocketAddr,
+) -> Result<io::Result<tokio::net::TcpStream>, SocketError> {
+    let socket = spare.socket;
+    match socket.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Ok(Err(e)),
+    }
+    // Registered only now: an unconnected socket polls writable, which would read as connected.
+    let stream = std::net::TcpStream::from(socket);
+    tokio::net::TcpStream::from_std(stream)
+        .map(Ok)
+        .map_err(|error| SocketError::Setup {
+            what: "register the socket",
+            to,
+            error,
+        })
+}
+
+/// Waits for a connect begun by [`start_connect`]: when its outcome was known (stamped the moment the
+/// socket turned writable, before the syscalls that read the outcome), and `Ok` if established, else
+/// the OS's reason.
+pub async fn finish_connect(stream: &tokio::net::TcpStream) -> (StdInstant, io::Result<()>) {
+    let ready = stream.writable().await;
+    let at = StdInstant::now();
+    let outcome = ready.and_then(|()| match stream.take_error()? {
+        Some(e) => Err(e),
+        // Writable without an error is established; peer_addr confirms it.
+        None => stream.peer_addr().map(|_| ()),
+    });
+    (at, outcome)
 }
 
 /// SO_TIMESTAMPNS_NEW (Linux 5.1): a 64-bit timespec on every architecture. The value is the same
