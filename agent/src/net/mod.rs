@@ -31,7 +31,7 @@ pub mod clock;
 pub mod driver;
 pub mod socket;
 
-pub use driver::{drive, drive_within, DriveError, DEFAULT_LIMIT};
+pub use driver::{drive, drive_within, limit_for, DriveError, DEFAULT_LIMIT};
 pub use socket::{SocketError, SocketOptions, DSCP_EF};
 
 /// The runtime the probes run on: one thread, sockets and timers only.
