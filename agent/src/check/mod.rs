@@ -484,12 +484,14 @@ impl<'a> Context<'a> {
             http: None,
             path: None,
         };
-        // IPv4 first: it is what most offices' Microsoft 365 traffic uses.
+        // The uplink's source address decides the family; otherwise IPv4 first, what most offices'
+        // Microsoft 365 traffic uses.
+        let v4 = opts.source.is_none_or(|s| s.is_ipv4());
         let address = resolved
             .addresses
             .iter()
-            .find(|a| a.is_ipv4())
-            .or(resolved.addresses.first())
+            .find(|a| a.is_ipv4() == v4)
+            .or_else(|| resolved.addresses.first().filter(|_| opts.source.is_none()))
             .copied();
         let tcp_port = target.tcp.first().copied();
         let udp_port = target.udp.first().copied().or_else(|| {
@@ -582,8 +584,9 @@ impl<'a> Context<'a> {
             p95_ms: None,
             failures: empty,
         };
+        let limit = driver::limit_for(config.max_duration());
         let result = match TcpProbe::new(config, clock::now()) {
-            Ok(p) => Box::pin(driver::drive(p, opts)).await,
+            Ok(p) => Box::pin(driver::drive_within(p, opts, limit)).await,
             Err(_) => return report,
         };
         let Ok(result) = result else {
@@ -648,6 +651,7 @@ impl<'a> Context<'a> {
         config.connect_timeout = core_duration(self.config.tcp.timeout);
         config.wall_clock = clock::unix_seconds();
         config.seed = seed;
+        let limit = driver::limit_for(config.max_duration());
         let probe = match AgentTlsProbe::new(config, clock::now()) {
             Ok(p) => Box::new(p),
             Err(e) => {
@@ -655,7 +659,7 @@ impl<'a> Context<'a> {
                 return report;
             }
         };
-        let result = match Box::pin(driver::drive(*probe, opts)).await {
+        let result = match Box::pin(driver::drive_within(*probe, opts, limit)).await {
             Ok(r) => r,
             Err(e) => {
                 report.error = Some(e.to_string());
@@ -709,11 +713,14 @@ impl<'a> Context<'a> {
             missed_targets: Vec::new(),
             dscp,
         };
+        let limit = config
+            .longest_duration()
+            .map_or(driver::DEFAULT_LIMIT, driver::limit_for);
         let probe = match StunProbe::<MAX_TRAIN_LEN>::new(config, rng, clock::now()) {
             Ok(p) => Box::new(p),
             Err(_) => return report,
         };
-        let Ok(m) = Box::pin(driver::drive(*probe, &opts)).await else {
+        let Ok(m) = Box::pin(driver::drive_within(*probe, &opts, limit)).await else {
             return report;
         };
         report.sent = m.sent;
