@@ -27,4 +27,16 @@ pub mod wire;
 /// Time as the core sees it: embassy-time's types, fed in by the shell. The core never reads a clock.
 pub mod time {
     pub use embassy_time::{Duration, Instant};
+
+    /// Microseconds in a duration, whatever the shell's tick rate, saturating instead of overflowing.
+    pub(crate) fn micros(d: Duration) -> u64 {
+        let us = u128::from(d.as_ticks()) * 1_000_000 / u128::from(embassy_time::TICK_HZ);
+        u64::try_from(us).unwrap_or(u64::MAX)
+    }
+
+    /// [`micros`] as the reports carry durations, saturating at `u32::MAX` (71 minutes: far beyond any
+    /// timeout).
+    pub(crate) fn micros_u32(d: Duration) -> u32 {
+        u32::try_from(micros(d)).unwrap_or(u32::MAX)
+    }
 }

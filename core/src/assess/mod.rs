@@ -34,11 +34,3 @@ pub use location::{
 };
 pub use score::{exchange_score, sharepoint_score, teams_score};
 pub use teams::{mos, Loss, TeamsQuality, TeamsTarget, TeamsTargets, TeamsVerdict};
-
-use crate::time::Duration;
-
-/// Microseconds in a duration, whatever the shell's tick rate, saturating instead of overflowing.
-pub(crate) fn micros(d: Duration) -> u64 {
-    let us = u128::from(d.as_ticks()) * 1_000_000 / u128::from(embassy_time::TICK_HZ);
-    u64::try_from(us).unwrap_or(u64::MAX)
-}

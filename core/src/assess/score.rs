@@ -2,7 +2,7 @@
 //! (learn.microsoft.com/microsoft-365/enterprise/office-365-network-mac-perf-score): linear between
 //! the published points, flat beyond the ends.
 
-use crate::time::Duration;
+use crate::time::{micros, Duration};
 
 /// Exchange Online: median TCP connect latency to the front door, in ms, and the points it earns.
 pub const EXCHANGE_CURVE: [(u64, u8); 6] = [
@@ -39,7 +39,7 @@ pub const TEAMS_CURVE: [(f32, u8); 6] = [
 
 /// Points for Exchange from the median TCP latency to its front door.
 pub fn exchange_score(median_tcp_latency: Duration) -> u8 {
-    piecewise(&EXCHANGE_CURVE, 1_000, super::micros(median_tcp_latency))
+    piecewise(&EXCHANGE_CURVE, 1_000, micros(median_tcp_latency))
 }
 
 /// Points for SharePoint from the 25th-percentile download speed, in bytes per second.

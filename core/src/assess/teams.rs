@@ -1,7 +1,7 @@
 //! Teams media quality: the measured path against Microsoft's network targets, and a MOS estimate by
 //! the ITU-T G.107 E-model.
 
-use crate::time::Duration;
+use crate::time::{micros, Duration};
 use core::fmt;
 
 /// Packet loss as parts per million of the packets sent (1 % = 10,000).
@@ -265,7 +265,7 @@ fn pow(x: f64, y: f64) -> f64 {
 /// is taken as random (BurstR = 1).
 pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
     use default::*;
-    let t = super::micros(ta) as f64 / 1000.0;
+    let t = micros(ta) as f64 / 1000.0;
     let tr = 2.0 * t;
 
     // Basic signal-to-noise ratio Ro.

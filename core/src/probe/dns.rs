@@ -17,7 +17,7 @@ use super::{ConnId, ConnectFailure, Event, Probe, Transmit, MAX_TRANSMIT};
 use crate::assess::{front_door_code, LocationCode};
 use crate::rand::SplitMix64;
 use crate::report::{DnsAnswer, DnsSummary, MAX_DNS_ADDRESSES};
-use crate::time::{Duration, Instant};
+use crate::time::{micros_u32, Duration, Instant};
 use crate::wire::dns::{
     split_tcp, Name, Query, Rcode, Response, Txt, Type, MAX_ANSWERS, MAX_CHAIN, MAX_QUERY_LEN,
     TCP_PREFIX_LEN,
@@ -628,11 +628,6 @@ fn cache_ttl(ttl: u32) -> u32 {
 
 fn bump(count: &mut u16) {
     *count = count.saturating_add(1);
-}
-
-/// Microseconds, saturating at `u32::MAX` (71 minutes: far beyond any timeout).
-pub(crate) fn micros_u32(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

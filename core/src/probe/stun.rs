@@ -54,10 +54,10 @@ use core::net::SocketAddr;
 use heapless::Vec;
 
 use super::{Event, Probe, Transmit, MAX_TRANSMIT};
-use crate::assess::{micros, Loss, TeamsQuality};
+use crate::assess::{Loss, TeamsQuality};
 use crate::rand::SplitMix64;
 use crate::report::{Rtt, StunSummary};
-use crate::time::{Duration, Instant};
+use crate::time::{micros, micros_u32, Duration, Instant};
 use crate::wire::stun::{Class, Message, Method, Repr, TransactionId};
 
 /// The most requests one train holds state for by default: above the 750 of Microsoft's 15-second
@@ -409,8 +409,7 @@ impl<const N: usize> StunProbe<N> {
 
     /// Microseconds from the train's start to `now`.
     fn offset_us(&self, now: Instant) -> u32 {
-        let us = micros(now.saturating_duration_since(self.start));
-        u32::try_from(us).unwrap_or(u32::MAX)
+        micros_u32(now.saturating_duration_since(self.start))
     }
 
     fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {

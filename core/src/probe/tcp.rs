@@ -13,7 +13,7 @@
 
 use super::{ConnId, ConnectFailure, Event, Probe, Transmit};
 use crate::report::{Rtt, TcpFailures, TcpSummary};
-use crate::time::{Duration, Instant};
+use crate::time::{micros_u32, Duration, Instant};
 use core::fmt;
 use core::net::SocketAddr;
 
@@ -171,7 +171,7 @@ impl TcpResult {
         let mut us = [0u32; MAX_TCP_SAMPLES];
         let mut n = 0;
         for (slot, rtt) in us.iter_mut().zip(self.rtts()) {
-            *slot = u32::try_from(crate::assess::micros(rtt)).unwrap_or(u32::MAX);
+            *slot = micros_u32(rtt);
             n += 1;
         }
         Rtt::from_samples(us.get_mut(..n)?)

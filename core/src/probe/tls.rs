@@ -17,7 +17,7 @@ use crate::assess::interception::{assess_chain, truncated, ChainAssessment, Expe
 use crate::assess::{Anchor, Verdict};
 use crate::rand::SplitMix64;
 use crate::report::{TlsSummary, TlsVerdict, MAX_ISSUER_CN_LEN};
-use crate::time::{Duration, Instant};
+use crate::time::{micros_u32, Duration, Instant};
 use crate::wire::tls::{
     self, AlertDescription, ClientHelloRepr, HandshakeReader, ServerHello, AGENT_READER_BUFFER_LEN,
     FIRMWARE_READER_BUFFER_LEN, MAX_CLIENT_HELLO_LEN, MAX_SESSION_ID_LEN, RANDOM_LEN,
@@ -170,10 +170,9 @@ impl TlsResult {
     pub fn summary(&self, target: u8) -> TlsSummary {
         let leaf = self.chain.as_ref().and_then(|c| c.leaf.as_ref());
         let issuer = leaf.and_then(|l| l.issuer.common_name.as_deref());
-        let handshake = self.handshake.map_or(0, crate::assess::micros);
         TlsSummary {
             target,
-            handshake_us: u32::try_from(handshake).unwrap_or(u32::MAX),
+            handshake_us: self.handshake.map_or(0, micros_u32),
             verdict: self.verdict(),
             issuer_cn: truncated::<MAX_ISSUER_CN_LEN>(issuer.unwrap_or("")),
             // A notAfter before 1970 is simply long expired.
