@@ -24,7 +24,8 @@
 //!   deadline, so that a resolver that does not answer is reported as DNS, not as a silent timeout.
 //!   minreq then looks it up again (a cache hit on a router's dnsmasq).
 //! - **Binding to an uplink.** minreq opens its own sockets and offers no hook, so a check with
-//!   [`HttpOptions::bind`] set (interface, source address, DSCP) is made by hand on a socket2 socket.
+//!   [`HttpOptions::bind`] set (interface, source address, DSCP) is made by hand, on a socket bound
+//!   exactly as the probes' sockets are ([`crate::net::socket::blocking_tcp_socket`]).
 //!
 //! Trust: rustls with the system's roots, read once per process (`SSL_CERT_FILE` honoured: the lab
 //! points it at its root). A certificate the roots do not vouch for is a result of its own,
@@ -32,10 +33,9 @@
 //! TLS-inspecting proxy whose CA the router does not trust shows up.
 
 use crate::config::{self, Proxy, ProxyEnv, Target, UrlParts};
-use crate::net::SocketOptions;
+use crate::net::{socket, SocketOptions};
 use o365probe_core::probe::http::{judge_response, HttpJudgement, ProxyProduct};
 use o365probe_core::report::{HttpSummary, HttpVerdict};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -654,9 +654,9 @@ pub(crate) fn connect(
         let left = deadline.left().map_err(|_| Failure::ConnectTimeout {
             peer: peer.to_owned(),
         })?;
-        let socket = bound_socket(*addr, bind).map_err(|reason| Failure::Connect {
+        let socket = socket::blocking_tcp_socket(bind, *addr).map_err(|e| Failure::Connect {
             peer: peer.to_owned(),
-            reason,
+            reason: e.to_string(),
         })?;
         match socket.connect_timeout(&(*addr).into(), left) {
             Ok(()) => return Ok(socket.into()),
@@ -664,36 +664,6 @@ pub(crate) fn connect(
         }
     }
     Err(last)
-}
-
-/// A blocking TCP socket for `to`, bound and marked per `bind`; the error says which step failed.
-fn bound_socket(to: SocketAddr, bind: &SocketOptions) -> Result<Socket, String> {
-    let socket = Socket::new(
-        Domain::for_address(to),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )
-    .map_err(|e| format!("cannot open a socket: {e}"))?;
-    if let Some(interface) = &bind.interface {
-        socket
-            .bind_device(Some(interface.as_bytes()))
-            .map_err(|e| format!("cannot bind to interface {interface}: {e}"))?;
-    }
-    if let Some(dscp) = bind.dscp.filter(|d| *d < 64) {
-        let tos = u32::from(dscp) << 2;
-        let marked = if to.is_ipv4() {
-            socket.set_tos_v4(tos)
-        } else {
-            socket.set_tclass_v6(tos)
-        };
-        marked.map_err(|e| format!("cannot set DSCP {dscp}: {e}"))?;
-    }
-    if let Some(source) = bind.source {
-        socket
-            .bind(&SocketAddr::new(source, 0).into())
-            .map_err(|e| format!("cannot bind to source address {source}: {e}"))?;
-    }
-    Ok(socket)
 }
 
 fn connect_failure(e: &io::Error, peer: &str) -> Failure {

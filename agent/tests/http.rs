@@ -511,8 +511,9 @@ fn binding_to_a_missing_interface_is_a_connect_failure_naming_it() {
         },
     );
     match &c.failure {
+        // The same words as a probe bound to the missing interface says.
         Some(Failure::Connect { reason, .. }) => {
-            assert!(reason.contains("o365nosuch0"), "{reason}")
+            assert_eq!(reason, "bind to interface o365nosuch0: no such interface")
         }
         other => panic!("{other:?}"),
     }

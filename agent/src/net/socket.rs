@@ -236,6 +236,21 @@ pub fn tcp_socket(
     ))
 }
 
+/// A blocking TCP socket for connecting to `to`, bound and marked per `opts`: for the HTTP checks and
+/// the download, which connect and read with std on a thread of their own. Connect it with
+/// [`Socket::connect_timeout`].
+pub fn blocking_tcp_socket(opts: &SocketOptions, to: SocketAddr) -> Result<Socket, SocketError> {
+    let socket = open(opts, to, Type::STREAM)?;
+    socket
+        .set_nonblocking(false)
+        .map_err(|error| SocketError::Setup {
+            what: "make the socket blocking",
+            to,
+            error,
+        })?;
+    Ok(socket)
+}
+
 fn open_tcp(opts: &SocketOptions, to: SocketAddr) -> Result<Socket, SocketError> {
     let socket = open(opts, to, Type::STREAM)?;
     // The probes write one small message (a DNS query, a ClientHello) and wait: send it now.
