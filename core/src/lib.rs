@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod ascii;
 pub mod assess;
 #[cfg(any(test, feature = "cycle"))]
 pub mod cycle;

@@ -20,6 +20,7 @@
 //! their CA after themselves, and that name is what [`Verdict::Intercepted`] reports.
 
 use super::roots_table;
+use crate::ascii::contains_ignore_case;
 use crate::wire::tls::MAX_CHAIN_LEN;
 use crate::wire::x509::{self, Certificate, CertificateSummary, Name, NameSummary, MAX_NAME_LEN};
 use core::fmt;
@@ -68,13 +69,6 @@ impl<'a> ExpectedRoot<'a> {
 /// exactly.
 fn same_text(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
-}
-
-/// Whether `haystack` contains `needle`, ignoring ASCII case (an empty needle matches nothing: a
-/// configured empty name must not admit every issuer).
-fn contains_text(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The roots Microsoft 365 server certificates chain to, from Debian's ca-certificates (DigiCert Global
@@ -303,9 +297,12 @@ pub fn verdict(chain: &[Certificate<'_>], expected: &ExpectedIssuers<'_>) -> Ver
     }
     if !expected.intermediates.is_empty() {
         let issuer = leaf.issuer();
-        let known = issuer
-            .common_name()
-            .is_some_and(|cn| expected.intermediates.iter().any(|i| contains_text(cn, i)));
+        let known = issuer.common_name().is_some_and(|cn| {
+            expected
+                .intermediates
+                .iter()
+                .any(|i| contains_ignore_case(cn, i))
+        });
         if !known {
             return intercepted(&issuer, Interception::UnexpectedIntermediate);
         }

@@ -31,6 +31,8 @@
 
 use core::fmt;
 
+use crate::ascii::{contains_ignore_case, is_at_or_under};
+
 pub use crate::report::HttpVerdict;
 
 /// A forward proxy or secure web gateway recognised from response headers.
@@ -131,7 +133,7 @@ impl ProxyProduct {
         Self::ALL.into_iter().find(|p| {
             p.tokens()
                 .iter()
-                .any(|token| contains_ignore_ascii_case(text, token))
+                .any(|token| contains_ignore_case(text, token))
         })
     }
 }
@@ -289,23 +291,9 @@ fn normalise_host(host: &str) -> &str {
 }
 
 fn is_microsoft(host: &str) -> bool {
-    MICROSOFT_DOMAINS.iter().any(|domain| {
-        let Some(split) = host.len().checked_sub(domain.len()) else {
-            return false;
-        };
-        let (head, tail) = (host.get(..split), host.get(split..));
-        matches!((head, tail), (Some(head), Some(tail))
-            if tail.eq_ignore_ascii_case(domain) && (head.is_empty() || head.ends_with('.')))
-    })
-}
-
-fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    !needle.is_empty()
-        && haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle))
+    MICROSOFT_DOMAINS
+        .iter()
+        .any(|domain| is_at_or_under(host.as_bytes(), domain.as_bytes()))
 }
 
 #[cfg(test)]

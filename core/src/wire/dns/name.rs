@@ -3,6 +3,7 @@
 
 use super::cursor::Writer;
 use super::{Error, Result};
+use crate::ascii::is_at_or_under;
 use core::{fmt, str};
 use heapless::Vec;
 
@@ -132,15 +133,7 @@ impl Name {
     /// Whether this name is `suffix` or lies under it, label by label, ignoring ASCII case
     /// (`LHR-efz.ms-acdc.office.com` is under `ms-acdc.office.com`, `xoffice.com` is not under `office.com`).
     pub fn is_subdomain_of(&self, suffix: &Name) -> bool {
-        let (me, sfx) = (self.octets(), suffix.octets());
-        if sfx.is_empty() {
-            return true;
-        }
-        if me.len() < sfx.len() {
-            return false;
-        }
-        let (head, tail) = me.split_at(me.len() - sfx.len());
-        tail.eq_ignore_ascii_case(sfx) && (head.is_empty() || head.last() == Some(&b'.'))
+        suffix.is_root() || is_at_or_under(self.octets(), suffix.octets())
     }
 
     /// Octets of this name in uncompressed wire form.
