@@ -196,6 +196,12 @@ pub struct IpNet {
 }
 
 impl IpNet {
+    /// The single address `addr`: a /32 or a /128.
+    pub fn host(addr: IpAddr) -> Self {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Self { addr, prefix }
+    }
+
     /// Whether `ip` is in the range.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
@@ -226,19 +232,18 @@ impl FromStr for IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let host = Self::host(addr.parse().map_err(|_| bad())?);
         let prefix = match prefix {
             Some(p) if p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
                 p.parse::<u8>().map_err(|_| bad())?
             }
             Some(_) => return Err(bad()),
-            None => max,
+            None => return Ok(host),
         };
-        if prefix > max {
+        if prefix > host.prefix {
             return Err(bad());
         }
-        Ok(Self { addr, prefix })
+        Ok(Self { prefix, ..host })
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use o365probe_core::assess::{lookup, GeoPoint, LocationCode};
 
 use crate::config;
+use crate::endpoints::IpNet;
 
 /// Most lines read from a prefix file: a router's file names its own ranges, not the internet.
 pub const MAX_PREFIXES: usize = 100_000;
@@ -60,7 +61,7 @@ pub enum GeoError {
 #[derive(Default)]
 pub struct Geo {
     // Sorted by prefix length, longest first, so the most specific entry wins.
-    prefixes: Vec<(Prefix, Place)>,
+    prefixes: Vec<(IpNet, Place)>,
     database: Option<maxminddb::Reader<Vec<u8>>>,
 }
 
@@ -120,41 +121,7 @@ impl Geo {
     }
 }
 
-/// An IPv4 or IPv6 prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Prefix {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Prefix {
-    fn parse(s: &str) -> Option<Prefix> {
-        let (addr, len) = match s.split_once('/') {
-            Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?),
-            None => {
-                let a = s.parse::<IpAddr>().ok()?;
-                (a, if a.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        (len <= max).then_some(Prefix { addr, len })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |a: IpAddr| match a {
-            IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
-            IpAddr::V6(v) => (u128::from(v), 128),
-        };
-        let ((net, fam), (host, fam2)) = (bits(self.addr), bits(ip));
-        if fam != fam2 {
-            return false;
-        }
-        let len = u32::from(self.len);
-        len == 0 || (net ^ host) >> (128 - len) == 0
-    }
-}
-
-fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(Prefix, Place)>, GeoError> {
+fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(IpNet, Place)>, GeoError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -174,8 +141,10 @@ fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(Prefix, Place)>, GeoEr
             return Err(problem("expected `prefix,location[,name]`".into()));
         };
         let name = fields.next().map(str::trim).filter(|n| !n.is_empty());
-        let prefix = Prefix::parse(prefix.trim())
-            .ok_or_else(|| problem(format!("`{}` is not an IP prefix", prefix.trim())))?;
+        let prefix = prefix
+            .trim()
+            .parse::<IpNet>()
+            .map_err(|_| problem(format!("`{}` is not an IP prefix", prefix.trim())))?;
         let mut place = parse_location(location.trim()).ok_or_else(|| {
             problem(format!(
                 "`{}` is neither a known location code nor `latitude longitude`",
@@ -187,7 +156,7 @@ fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(Prefix, Place)>, GeoEr
         }
         out.push((prefix, place));
     }
-    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.len));
+    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.prefix));
     Ok(out)
 }
 
