@@ -797,23 +797,16 @@ impl<'a> Context<'a> {
         notes: &mut Vec<String>,
     ) -> Vec<PrefixRoute> {
         let mut prefixes = route::optimize_prefixes(&self.endpoint_sets);
-        for (t, report) in self.targets.iter().zip(targets) {
-            if t.category != Category::Optimize {
-                continue;
-            }
-            let addresses = report
-                .dns
-                .as_ref()
-                .map(|d| d.addresses.clone())
-                .unwrap_or_default();
-            for addr in addresses.into_iter().take(1) {
-                let net = IpNet {
-                    addr,
-                    prefix: if addr.is_ipv4() { 32 } else { 128 },
-                };
-                if !prefixes.contains(&net) {
-                    prefixes.push(net);
-                }
+        // Each Optimize target's first address, as a /32 or /128.
+        let front_doors = self
+            .targets
+            .iter()
+            .zip(targets)
+            .filter(|(t, _)| t.category == Category::Optimize)
+            .filter_map(|(_, report)| report.dns.as_ref()?.addresses.first().copied());
+        for net in front_doors.map(IpNet::host) {
+            if !prefixes.contains(&net) {
+                prefixes.push(net);
             }
         }
         let query = route::RouteQuery {
@@ -825,7 +818,7 @@ impl<'a> Context<'a> {
             Ok(routes) => routes
                 .into_iter()
                 .map(|r| PrefixRoute {
-                    prefix: format!("{}/{}", r.prefix.addr, r.prefix.prefix),
+                    prefix: r.prefix.to_string(),
                     interface: r.route.as_ref().ok().map(|x| x.interface.name.clone()),
                     tunnel: r.tunnel().map(|t| t.name().to_owned()),
                     error: r.route.as_ref().err().map(|e| e.to_string()),
