@@ -11,3 +11,65 @@ pub mod endpoint;
 pub mod stun;
 pub mod tls;
 pub mod x509;
+
+/// An enum over a protocol number, with an `Unknown` arm for every value it does not name (smoltcp's
+/// `enum_with_unknown!`): `From` both ways, so a value read is always written back unchanged. Written
+/// with a mnemonic after each value (`A = 1 => "A"`), the enum also gets `mnemonic()`.
+macro_rules! enum_with_unknown {
+    (
+        $(#[$enum_attr:meta])*
+        pub enum $name:ident($ty:ty) {
+            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $crate::wire::enum_with_unknown! {
+            $(#[$enum_attr])*
+            pub enum $name($ty) {
+                $( $(#[$variant_attr])* $variant = $value ),+
+            }
+        }
+
+        impl $name {
+            /// The mnemonic (`None` for values this enum does not name).
+            pub const fn mnemonic(self) -> Option<&'static str> {
+                match self {
+                    $( $name::$variant => Some($text) ),+,
+                    $name::Unknown(_) => None,
+                }
+            }
+        }
+    };
+    (
+        $(#[$enum_attr:meta])*
+        pub enum $name:ident($ty:ty) {
+            $( $(#[$variant_attr:meta])* $variant:ident = $value:expr ),+ $(,)?
+        }
+    ) => {
+        $(#[$enum_attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$variant_attr])* $variant ),+,
+            /// A value this enum does not name.
+            Unknown($ty),
+        }
+
+        impl ::core::convert::From<$ty> for $name {
+            fn from(value: $ty) -> Self {
+                match value {
+                    $( $value => $name::$variant ),+,
+                    other => $name::Unknown(other),
+                }
+            }
+        }
+
+        impl ::core::convert::From<$name> for $ty {
+            fn from(value: $name) -> Self {
+                match value {
+                    $( $name::$variant => $value ),+,
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+    };
+}
+pub(crate) use enum_with_unknown;

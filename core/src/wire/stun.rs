@@ -11,6 +11,8 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::enum_with_unknown;
+
 /// Length of the fixed STUN header: type, length, magic cookie, transaction id.
 pub const HEADER_LEN: usize = field::TRANSACTION_ID.end;
 
@@ -205,30 +207,11 @@ impl Class {
     }
 }
 
-/// The method of a message (12 bits). Only Binding is used here; TURN and others are `Unknown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// Binding (0x001): learn the mapped address, measure the round trip.
-    Binding,
-    /// Any other method code.
-    Unknown(u16),
-}
-
-impl From<u16> for Method {
-    fn from(code: u16) -> Self {
-        match code {
-            0x001 => Self::Binding,
-            other => Self::Unknown(other),
-        }
-    }
-}
-
-impl From<Method> for u16 {
-    fn from(method: Method) -> u16 {
-        match method {
-            Method::Binding => 0x001,
-            Method::Unknown(code) => code,
-        }
+enum_with_unknown! {
+    /// The method of a message (12 bits). Only Binding is used here; TURN and others are `Unknown`.
+    pub enum Method(u16) {
+        /// Binding (0x001): learn the mapped address, measure the round trip.
+        Binding = 0x001,
     }
 }
 
@@ -250,126 +233,63 @@ impl fmt::Display for TransactionId {
     }
 }
 
-/// The type of an attribute. The named ones are those this module understands, if only to skip them; an
-/// `Unknown` type below 0x8000 makes a message unparseable (see [`AttributeType::is_comprehension_required`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AttributeType {
-    /// MAPPED-ADDRESS (0x0001), the RFC 3489 form of the mapped address.
-    MappedAddress,
-    /// SOURCE-ADDRESS (0x0004), sent by RFC 3489 servers in Binding responses; unused.
-    SourceAddress,
-    /// CHANGED-ADDRESS (0x0005), sent by RFC 3489 servers in Binding responses; unused.
-    ChangedAddress,
-    /// USERNAME (0x0006); unused.
-    Username,
-    /// MESSAGE-INTEGRITY (0x0008), HMAC-SHA1; not verified. Attributes after it are ignored (RFC 8489 §14.5).
-    MessageIntegrity,
-    /// ERROR-CODE (0x0009).
-    ErrorCode,
-    /// UNKNOWN-ATTRIBUTES (0x000A), in 420 responses.
-    UnknownAttributes,
-    /// REFLECTED-FROM (0x000B), RFC 3489; unused.
-    ReflectedFrom,
-    /// REALM (0x0014); unused.
-    Realm,
-    /// NONCE (0x0015); unused.
-    Nonce,
-    /// MESSAGE-INTEGRITY-SHA256 (0x001C); not verified. Attributes after it are ignored (RFC 8489 §14.6).
-    MessageIntegritySha256,
-    /// PASSWORD-ALGORITHM (0x001D); unused.
-    PasswordAlgorithm,
-    /// USERHASH (0x001E); unused.
-    Userhash,
-    /// XOR-MAPPED-ADDRESS (0x0020).
-    XorMappedAddress,
-    /// PRIORITY (0x0024), ICE (RFC 8445) connectivity checks, which Teams media sends; unused.
-    Priority,
-    /// USE-CANDIDATE (0x0025), ICE; unused.
-    UseCandidate,
-    /// PASSWORD-ALGORITHMS (0x8002); unused.
-    PasswordAlgorithms,
-    /// ALTERNATE-DOMAIN (0x8003); unused.
-    AlternateDomain,
-    /// SOFTWARE (0x8022).
-    Software,
-    /// ALTERNATE-SERVER (0x8023); unused.
-    AlternateServer,
-    /// FINGERPRINT (0x8028).
-    Fingerprint,
-    /// ICE-CONTROLLED (0x8029); unused.
-    IceControlled,
-    /// ICE-CONTROLLING (0x802A); unused.
-    IceControlling,
-    /// Any other type.
-    Unknown(u16),
+enum_with_unknown! {
+    /// The type of an attribute. The named ones are those this module understands, if only to skip them; an
+    /// `Unknown` type below 0x8000 makes a message unparseable (see [`AttributeType::is_comprehension_required`]).
+    pub enum AttributeType(u16) {
+        /// MAPPED-ADDRESS (0x0001), the RFC 3489 form of the mapped address.
+        MappedAddress = 0x0001,
+        /// SOURCE-ADDRESS (0x0004), sent by RFC 3489 servers in Binding responses; unused.
+        SourceAddress = 0x0004,
+        /// CHANGED-ADDRESS (0x0005), sent by RFC 3489 servers in Binding responses; unused.
+        ChangedAddress = 0x0005,
+        /// USERNAME (0x0006); unused.
+        Username = 0x0006,
+        /// MESSAGE-INTEGRITY (0x0008), HMAC-SHA1; not verified. Attributes after it are ignored (RFC 8489 §14.5).
+        MessageIntegrity = 0x0008,
+        /// ERROR-CODE (0x0009).
+        ErrorCode = 0x0009,
+        /// UNKNOWN-ATTRIBUTES (0x000A), in 420 responses.
+        UnknownAttributes = 0x000A,
+        /// REFLECTED-FROM (0x000B), RFC 3489; unused.
+        ReflectedFrom = 0x000B,
+        /// REALM (0x0014); unused.
+        Realm = 0x0014,
+        /// NONCE (0x0015); unused.
+        Nonce = 0x0015,
+        /// MESSAGE-INTEGRITY-SHA256 (0x001C); not verified. Attributes after it are ignored (RFC 8489 §14.6).
+        MessageIntegritySha256 = 0x001C,
+        /// PASSWORD-ALGORITHM (0x001D); unused.
+        PasswordAlgorithm = 0x001D,
+        /// USERHASH (0x001E); unused.
+        Userhash = 0x001E,
+        /// XOR-MAPPED-ADDRESS (0x0020).
+        XorMappedAddress = 0x0020,
+        /// PRIORITY (0x0024), ICE (RFC 8445) connectivity checks, which Teams media sends; unused.
+        Priority = 0x0024,
+        /// USE-CANDIDATE (0x0025), ICE; unused.
+        UseCandidate = 0x0025,
+        /// PASSWORD-ALGORITHMS (0x8002); unused.
+        PasswordAlgorithms = 0x8002,
+        /// ALTERNATE-DOMAIN (0x8003); unused.
+        AlternateDomain = 0x8003,
+        /// SOFTWARE (0x8022).
+        Software = 0x8022,
+        /// ALTERNATE-SERVER (0x8023); unused.
+        AlternateServer = 0x8023,
+        /// FINGERPRINT (0x8028).
+        Fingerprint = 0x8028,
+        /// ICE-CONTROLLED (0x8029); unused.
+        IceControlled = 0x8029,
+        /// ICE-CONTROLLING (0x802A); unused.
+        IceControlling = 0x802A,
+    }
 }
 
 impl AttributeType {
     /// Types 0x0000-0x7FFF must be understood by the receiver; 0x8000-0xFFFF may be skipped.
     pub fn is_comprehension_required(self) -> bool {
         u16::from(self) < 0x8000
-    }
-}
-
-impl From<u16> for AttributeType {
-    fn from(code: u16) -> Self {
-        match code {
-            0x0001 => Self::MappedAddress,
-            0x0004 => Self::SourceAddress,
-            0x0005 => Self::ChangedAddress,
-            0x0006 => Self::Username,
-            0x0008 => Self::MessageIntegrity,
-            0x0009 => Self::ErrorCode,
-            0x000A => Self::UnknownAttributes,
-            0x000B => Self::ReflectedFrom,
-            0x0014 => Self::Realm,
-            0x0015 => Self::Nonce,
-            0x001C => Self::MessageIntegritySha256,
-            0x001D => Self::PasswordAlgorithm,
-            0x001E => Self::Userhash,
-            0x0020 => Self::XorMappedAddress,
-            0x0024 => Self::Priority,
-            0x0025 => Self::UseCandidate,
-            0x8002 => Self::PasswordAlgorithms,
-            0x8003 => Self::AlternateDomain,
-            0x8022 => Self::Software,
-            0x8023 => Self::AlternateServer,
-            0x8028 => Self::Fingerprint,
-            0x8029 => Self::IceControlled,
-            0x802A => Self::IceControlling,
-            other => Self::Unknown(other),
-        }
-    }
-}
-
-impl From<AttributeType> for u16 {
-    fn from(kind: AttributeType) -> u16 {
-        match kind {
-            AttributeType::MappedAddress => 0x0001,
-            AttributeType::SourceAddress => 0x0004,
-            AttributeType::ChangedAddress => 0x0005,
-            AttributeType::Username => 0x0006,
-            AttributeType::MessageIntegrity => 0x0008,
-            AttributeType::ErrorCode => 0x0009,
-            AttributeType::UnknownAttributes => 0x000A,
-            AttributeType::ReflectedFrom => 0x000B,
-            AttributeType::Realm => 0x0014,
-            AttributeType::Nonce => 0x0015,
-            AttributeType::MessageIntegritySha256 => 0x001C,
-            AttributeType::PasswordAlgorithm => 0x001D,
-            AttributeType::Userhash => 0x001E,
-            AttributeType::XorMappedAddress => 0x0020,
-            AttributeType::Priority => 0x0024,
-            AttributeType::UseCandidate => 0x0025,
-            AttributeType::PasswordAlgorithms => 0x8002,
-            AttributeType::AlternateDomain => 0x8003,
-            AttributeType::Software => 0x8022,
-            AttributeType::AlternateServer => 0x8023,
-            AttributeType::Fingerprint => 0x8028,
-            AttributeType::IceControlled => 0x8029,
-            AttributeType::IceControlling => 0x802A,
-            AttributeType::Unknown(code) => code,
-        }
     }
 }
 

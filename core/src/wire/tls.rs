@@ -13,7 +13,7 @@
 //! they arrive, strips the record layer on the fly and keeps only handshake bytes, in a buffer of `N`
 //! bytes that must hold the largest single message (the Certificate message).
 
-use crate::wire::x509;
+use crate::wire::{enum_with_unknown, x509};
 use core::fmt;
 use core::ops::Range;
 
@@ -98,36 +98,6 @@ impl std::error::Error for Error {}
 
 /// Result of TLS parsing and emitting.
 pub type Result<T> = core::result::Result<T, Error>;
-
-macro_rules! enum_with_unknown {
-    ($(#[$attr:meta])* pub enum $name:ident($ty:ty) { $($(#[$vattr:meta])* $variant:ident = $value:expr),+ $(,)? }) => {
-        $(#[$attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vattr])* $variant,)+
-            /// A value this module has no name for.
-            Unknown($ty),
-        }
-
-        impl From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $($value => Self::$variant,)+
-                    other => Self::Unknown(other),
-                }
-            }
-        }
-
-        impl From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $($name::$variant => $value,)+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
 
 enum_with_unknown! {
     /// Record content type.

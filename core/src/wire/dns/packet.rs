@@ -1,6 +1,7 @@
 //! The DNS header (RFC 1035 4.1.1) as a view over a byte slice, and its opcode and rcode numbers.
 
-use super::{enum_with_unknown, Error, Result};
+use super::{Error, Result};
+use crate::wire::enum_with_unknown;
 use core::fmt;
 
 /// Octets in the DNS header.

@@ -2,7 +2,8 @@
 
 use super::cursor::{Reader, Writer};
 use super::name::{read_name, Compressor, Name};
-use super::{enum_with_unknown, Error, Result};
+use super::{Error, Result};
+use crate::wire::enum_with_unknown;
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 use heapless::Vec;
