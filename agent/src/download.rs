@@ -26,7 +26,6 @@ use crate::net::{self, clock, SocketOptions};
 use o365probe_core::probe::http::{judge_response, HttpJudgement};
 use o365probe_core::probe::tcp::{TcpConfig, TcpProbe};
 use o365probe_core::report::{DownloadSummary, Rtt};
-use o365probe_core::time::Duration as CoreDuration;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -203,7 +202,7 @@ impl DownloadMeasurement {
         (self.bytes > 0).then(|| DownloadSummary {
             target,
             bytes: self.bytes,
-            duration_us: http::micros_u32(self.duration),
+            duration_us: clock::micros_u32(self.duration),
             idle_latency_us: self.idle_latency().map_or(0, |r| r.median_us()),
             loaded_latency_us: self.loaded_latency().map_or(0, |r| r.median_us()),
         })
@@ -213,7 +212,7 @@ impl DownloadMeasurement {
 fn rtt_of(samples: &[LatencySample]) -> Option<Rtt> {
     let mut us: Vec<u32> = samples
         .iter()
-        .filter_map(|s| s.rtt.map(http::micros_u32))
+        .filter_map(|s| s.rtt.map(clock::micros_u32))
         .collect();
     Rtt::from_samples(&mut us)
 }
@@ -276,9 +275,7 @@ impl Pinger {
         };
         let config = TcpConfig {
             samples: 1,
-            connect_timeout: CoreDuration::from_micros(
-                u64::try_from(self.connect_timeout.as_micros()).unwrap_or(u64::MAX),
-            ),
+            connect_timeout: clock::core_duration(self.connect_timeout),
             ..TcpConfig::new(self.target)
         };
         let Ok(probe) = TcpProbe::new(config, clock::now()) else {

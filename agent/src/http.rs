@@ -33,7 +33,7 @@
 //! TLS-inspecting proxy whose CA the router does not trust shows up.
 
 use crate::config::{self, Proxy, ProxyEnv, Target, UrlParts};
-use crate::net::{socket, SocketOptions};
+use crate::net::{clock, socket, SocketOptions};
 use o365probe_core::probe::http::{judge_response, HttpJudgement, ProxyProduct};
 use o365probe_core::report::{HttpSummary, HttpVerdict};
 use std::fmt;
@@ -252,7 +252,7 @@ impl HttpCheck {
             target,
             status: self.status,
             verdict: self.verdict(),
-            ttfb_us: micros_u32(self.ttfb),
+            ttfb_us: clock::micros_u32(self.ttfb),
         }
     }
 
@@ -1128,11 +1128,6 @@ pub(crate) fn io_failure(e: io::Error, peer: &str, deadline: Deadline) -> Failur
         }
         _ => Failure::Other(e.to_string()),
     }
-}
-
-/// Microseconds, saturating at `u32::MAX` (71 minutes), as the report counts them.
-pub(crate) fn micros_u32(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! 5-probe trace through the same host got 1 answer of 5.
 
 use crate::config::{PathCheck, Uplink};
+use crate::net::clock;
 use o365probe_core::report::{Hop, PathSummary, MAX_HOPS};
 use std::fmt;
 use std::io;
@@ -294,9 +295,7 @@ impl Trace {
             let hop = Hop {
                 ttl: h.ttl,
                 address: h.address(),
-                rtt_us: h
-                    .min_rtt()
-                    .map_or(0, |d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
+                rtt_us: h.min_rtt().map_or(0, clock::micros_u32),
             };
             // At most MAX_HOPS by construction.
             let _ = hops.push(hop);

@@ -372,7 +372,7 @@ impl<'a> Context<'a> {
 
     fn dns_config(&self) -> DnsConfig {
         DnsConfig {
-            timeout: core_duration(self.config.dns.timeout),
+            timeout: clock::core_duration(self.config.dns.timeout),
             tries: u8::try_from(self.config.dns.tries).unwrap_or(u8::MAX),
             ..DnsConfig::DEFAULT
         }
@@ -567,8 +567,8 @@ impl<'a> Context<'a> {
         let c = &self.config.tcp;
         let mut config = TcpConfig::new(to);
         config.samples = u8::try_from(c.samples).unwrap_or(u8::MAX);
-        config.spacing = core_duration(c.spacing);
-        config.connect_timeout = core_duration(c.timeout);
+        config.spacing = clock::core_duration(c.spacing);
+        config.connect_timeout = clock::core_duration(c.timeout);
         let empty = TcpFailures {
             refused: 0,
             timed_out: 0,
@@ -647,8 +647,8 @@ impl<'a> Context<'a> {
         };
         let mut config = TlsConfig::new(to, host);
         config.expected = expected;
-        config.handshake_timeout = core_duration(self.config.tls.timeout);
-        config.connect_timeout = core_duration(self.config.tcp.timeout);
+        config.handshake_timeout = clock::core_duration(self.config.tls.timeout);
+        config.connect_timeout = clock::core_duration(self.config.tcp.timeout);
         config.wall_clock = clock::unix_seconds();
         config.seed = seed;
         let limit = driver::limit_for(config.max_duration());
@@ -694,8 +694,8 @@ impl<'a> Context<'a> {
         let opts = opts.clone().with_dscp(dscp);
         let mut config = StunConfig::new(to);
         config.count = u16::try_from(t.count).unwrap_or(u16::MAX);
-        config.spacing = core_duration(t.spacing);
-        config.drain = Drain::Fixed(core_duration(t.drain));
+        config.spacing = clock::core_duration(t.spacing);
+        config.drain = Drain::Fixed(clock::core_duration(t.drain));
         let mut report = StunReport {
             address: to,
             sent: 0,
@@ -924,10 +924,6 @@ async fn futures_join<A: std::future::Future, B: std::future::Future>(
     b: B,
 ) -> (A::Output, B::Output) {
     tokio::join!(a, b)
-}
-
-fn core_duration(d: std::time::Duration) -> Duration {
-    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Milliseconds to the microsecond.

@@ -41,6 +41,16 @@ pub fn std_duration(d: Duration) -> std::time::Duration {
     std::time::Duration::from_micros(d.as_micros())
 }
 
+/// A std duration (a config value) as the core counts it, to the microsecond; saturating.
+pub fn core_duration(d: std::time::Duration) -> Duration {
+    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A std duration in the report's microseconds, saturating at `u32::MAX` (71 minutes).
+pub fn micros_u32(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
 /// The wall clock in Unix seconds, for the TLS probe's validity check; `None` if the clock is before 1970
 /// (a router without RTC that has not synced yet is more likely to say 1970 or 2000: the caller decides
 /// whether to trust it).
@@ -78,6 +88,16 @@ mod tests {
         let s = unix_seconds().unwrap();
         // After this code was written (2026) and before 2100.
         assert!((1_780_000_000..4_102_444_800).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn config_durations_convert_to_the_microsecond_and_saturate() {
+        let d = std::time::Duration::from_micros(1_500_001);
+        assert_eq!(core_duration(d), Duration::from_micros(1_500_001));
+        assert_eq!(std_duration(core_duration(d)), d);
+        assert_eq!(micros_u32(d), 1_500_001);
+        let two_hours = std::time::Duration::from_secs(7200);
+        assert_eq!(micros_u32(two_hours), u32::MAX);
     }
 
     #[test]
