@@ -1357,7 +1357,7 @@ fn fuzz_flight<const N: usize>(data: &[u8], chunk: usize) -> u64 {
                             mix(der.len() as u64);
                             if let Ok(cert) = x509::Certificate::parse(der) {
                                 mix(cert.not_after() as u64);
-                                let _ = cert.summary();
+                                let _ = crate::assess::interception::summarize(&cert);
                             }
                         }
                         3 << 32 | chain.len() as u64
@@ -1413,7 +1413,7 @@ pub fn fuzz(data: &[u8]) {
     fuzz_flight::<FIRMWARE_READER_BUFFER_LEN>(data, data.len());
 
     if let Ok(cert) = x509::Certificate::parse(data) {
-        let _ = cert.summary();
+        let _ = crate::assess::interception::summarize(&cert);
         let _ = cert.covers_host("outlook.office365.com");
     }
 

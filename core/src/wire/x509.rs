@@ -59,8 +59,6 @@ pub enum Error {
     NonAsciiString,
     /// A CN or O in a string type that cannot be borrowed as UTF-8 (BMPString, UniversalString).
     UnsupportedStringType,
-    /// A CN or O longer than [`MAX_NAME_LEN`] bytes, too long for a [`CertificateSummary`].
-    NameTooLong,
 }
 
 impl fmt::Display for Error {
@@ -80,7 +78,6 @@ impl fmt::Display for Error {
             Self::InvalidUtf8 => "invalid UTF-8 in certificate string",
             Self::NonAsciiString => "non-ASCII byte in ASCII certificate string",
             Self::UnsupportedStringType => "certificate name in an unsupported string type",
-            Self::NameTooLong => "certificate name too long for a summary",
         })
     }
 }
@@ -576,20 +573,6 @@ impl<'a> Certificate<'a> {
                 None => pattern.eq_ignore_ascii_case(host),
             })
     }
-
-    /// The fields reports carry, copied out of the certificate.
-    pub fn summary(&self) -> Result<CertificateSummary> {
-        let alt_names = self.dns_names().count();
-        Ok(CertificateSummary {
-            subject: NameSummary::from_name(&self.subject)?,
-            issuer: NameSummary::from_name(&self.issuer)?,
-            not_before: self.not_before,
-            not_after: self.not_after,
-            spki_sha256: self.spki_sha256(),
-            ca: self.ca,
-            dns_name_count: u16::try_from(alt_names).map_err(|_| Error::TooManyElements)?,
-        })
-    }
 }
 
 /// Checks a subjectAltName extension value and returns the GeneralNames contents.
@@ -651,7 +634,8 @@ impl<'a> Iterator for DnsNames<'a> {
 /// A name copied into a summary.
 pub type NameString = heapless::String<MAX_NAME_LEN>;
 
-/// The CN and O of a distinguished name, owned.
+/// The CN and O of a distinguished name, owned: what
+/// [`summarize_name`](crate::assess::interception::summarize_name) copies out, cut to [`MAX_NAME_LEN`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameSummary {
     /// commonName (CN).
@@ -660,24 +644,8 @@ pub struct NameSummary {
     pub organization: Option<NameString>,
 }
 
-impl NameSummary {
-    fn from_name(name: &Name<'_>) -> Result<Self> {
-        let copy = |s: Option<&str>| -> Result<Option<NameString>> {
-            s.map(|s| {
-                let mut out = NameString::new();
-                out.push_str(s).map_err(|_| Error::NameTooLong)?;
-                Ok(out)
-            })
-            .transpose()
-        };
-        Ok(Self {
-            common_name: copy(name.common_name)?,
-            organization: copy(name.organization)?,
-        })
-    }
-}
-
-/// What a report says about one certificate of a chain.
+/// What a report says about one certificate of a chain, as
+/// [`summarize`](crate::assess::interception::summarize) copies it out of a [`Certificate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateSummary {
     /// The subject's CN and O.
@@ -699,6 +667,7 @@ pub struct CertificateSummary {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::assess::interception::{summarize, summarize_name};
     use std::path::PathBuf;
     use std::vec::Vec;
 
@@ -838,7 +807,7 @@ pub(crate) mod tests {
             "{name} dNSNames"
         );
         assert_eq!(cert.is_ca(), e.ca, "{name} CA flag");
-        let summary = cert.summary().unwrap();
+        let summary = summarize(&cert);
         assert_eq!(
             summary.issuer.common_name.as_deref(),
             e.issuer_cn.as_deref()
@@ -1079,34 +1048,23 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_summary_refuses_names_longer_than_its_capacity() {
+    fn a_summary_cuts_names_longer_than_its_capacity() {
         let long = "x".repeat(MAX_NAME_LEN + 1);
+        let fits = "y".repeat(MAX_NAME_LEN);
         let name = Name {
             der: &[],
             common_name: Some(&long),
-            organization: None,
+            organization: Some(&fits),
         };
-        assert_eq!(NameSummary::from_name(&name), Err(Error::NameTooLong));
-        let fits = "x".repeat(MAX_NAME_LEN);
-        let name = Name {
-            der: &[],
-            common_name: Some(&fits),
-            organization: None,
-        };
-        assert_eq!(
-            NameSummary::from_name(&name)
-                .unwrap()
-                .common_name
-                .unwrap()
-                .as_str(),
-            fits
-        );
+        let summary = summarize_name(&name);
+        assert_eq!(summary.common_name.unwrap().as_str(), &long[..MAX_NAME_LEN]);
+        assert_eq!(summary.organization.unwrap().as_str(), fits);
     }
 
     #[test]
     fn summary_survives_postcard() {
         let leaf = read_pem("inspection-leaf");
-        let summary = Certificate::parse(&leaf).unwrap().summary().unwrap();
+        let summary = summarize(&Certificate::parse(&leaf).unwrap());
         let mut buf = [0u8; 512];
         let bytes = postcard::to_slice(&summary, &mut buf).unwrap();
         assert_eq!(
@@ -1119,7 +1077,7 @@ pub(crate) mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             if let Ok(cert) = Certificate::parse(&data) {
-                let _ = cert.summary();
+                let _ = summarize(&cert);
                 let _ = cert.dns_names().count();
             }
         }
@@ -1136,7 +1094,7 @@ pub(crate) mod tests {
             }
             der.truncate(cut % (der.len() + 1));
             if let Ok(cert) = Certificate::parse(&der) {
-                let _ = cert.summary();
+                let _ = summarize(&cert);
                 let _ = cert.covers_host("outlook.office365.com");
             }
         }
