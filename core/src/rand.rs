@@ -63,6 +63,15 @@ impl SplitMix64 {
         }
     }
 
+    /// `nominal` moved by a uniform amount of up to `percent` % of it either way (at most 100 %), in
+    /// `nominal`'s unit: how the schedule and the report queue keep devices seeded alike from acting in
+    /// step. One draw of [`below`](Self::below).
+    pub(crate) fn jittered(&mut self, nominal: u64, percent: u64) -> u64 {
+        let spread = (u128::from(nominal) * u128::from(percent.min(100)) / 100) as u64;
+        let drawn = self.below(spread.saturating_mul(2).saturating_add(1));
+        (nominal - spread).saturating_add(drawn)
+    }
+
     /// A uniform float in `[0, 1)` with 53 random bits.
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -139,6 +148,17 @@ mod tests {
         for _ in 0..100 {
             assert!(r.below(big) < big);
         }
+    }
+
+    #[test]
+    fn jittered_stays_within_its_spread_and_reaches_both_ends() {
+        let mut r = SplitMix64::new(3);
+        let draws: std::vec::Vec<u64> = (0..2000).map(|_| r.jittered(1000, 20)).collect();
+        assert!(draws.iter().all(|d| (800..=1200).contains(d)));
+        assert!(draws.contains(&800) && draws.contains(&1200));
+        assert_eq!(r.jittered(1000, 0), 1000);
+        // The extremes neither overflow nor panic.
+        let _ = r.jittered(u64::MAX, 100);
     }
 
     #[test]

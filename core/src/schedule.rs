@@ -185,8 +185,7 @@ impl<J, const N: usize> Schedule<J, N> {
             })
             .min_by_key(|&(i, due)| (due, i))?;
         let interval = self.entries[slot].as_ref()?.interval.as_ticks();
-        let jitter = (u128::from(interval) * u128::from(JITTER_PERCENT) / 100) as u64;
-        let next = interval - jitter + self.rng.below(2 * jitter + 1);
+        let next = self.rng.jittered(interval, JITTER_PERCENT);
         let entry = self.entries[slot].as_mut()?;
         entry.in_flight = true;
         entry.due = now.saturating_add(Duration::from_ticks(next));

@@ -570,9 +570,10 @@ impl<const FRAMES: usize, const BYTES: usize> ReportQueue<FRAMES, BYTES> {
             .as_ticks()
             .saturating_mul(1 << doublings)
             .min(self.config.max_resend.as_ticks());
-        let jitter = (u128::from(nominal) * u128::from(self.config.jitter_percent) / 100) as u64;
-        let drawn = self.rng.below(jitter.saturating_mul(2).saturating_add(1));
-        Duration::from_ticks((nominal - jitter).saturating_add(drawn))
+        Duration::from_ticks(
+            self.rng
+                .jittered(nominal, u64::from(self.config.jitter_percent)),
+        )
     }
 }
 
