@@ -65,7 +65,9 @@ pub struct LogRecord {
     /// Scheduled delay (due - arrival), including rate-limit queueing; null when dropped before
     /// scheduling.
     pub delay_ns: Option<u64>,
-    /// When the write to the egress TAP returned; null unless sent.
+    /// When the write to the egress TAP began (the receiving stack handles the frame within that
+    /// write, so no receiver sees it earlier); null unless sent. Frames of one direction have these
+    /// in the order they were written, which is their scheduled order (due time, then arrival).
     pub sent_ns: Option<u64>,
     /// sent - due: the scheduler's error, never negative by construction.
     pub late_ns: Option<i64>,

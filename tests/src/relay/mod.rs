@@ -38,10 +38,12 @@
 //! [`RelayHandle::realtime`]), so other work on a busy machine cannot delay a due frame by a time
 //! slice. On a machine with two CPUs or more, each role has a twin pinned to the other CPU: a second
 //! reader, and a backup sender that sends whatever is still waiting 100 µs after its due time. A
-//! virtual CPU descheduled by its host for milliseconds then no longer holds frames back. Locks keep
-//! frames in order whichever thread takes them. Frames due at the same instant leave one after the
-//! other, each write taking the tens of microseconds the receiving stack needs. The log records,
-//! per frame, how late the send was.
+//! virtual CPU descheduled by its host for milliseconds then no longer holds frames back. Either
+//! sender sends only the head of the heap, and taking it off and writing it are one critical section
+//! per direction, so frames leave strictly in the order scheduled (due time, then arrival) whichever
+//! thread sends them; only the one frame being written can wait for a stalled CPU. Frames due at the
+//! same instant leave one after the other, each write taking the tens of microseconds the receiving
+//! stack needs. The log records, per frame, how late the send was.
 //!
 //! # Log
 //!
@@ -208,7 +210,8 @@ impl Relay {
                 pending: Mutex::new(BinaryHeap::new()),
                 wake: Condvar::new(),
                 pushes: AtomicU64::new(0),
-                sending: Mutex::new(Lateness::default()),
+                sending: Mutex::new(()),
+                lateness: Lateness::default(),
                 counters: Counters::default(),
                 log: log_tx.clone(),
             });
@@ -305,7 +308,7 @@ impl RelayHandle {
                 _ => &mut stats.b_to_a,
             };
             lane.counters.fill(way);
-            lock(&lane.sending).fill(way);
+            lane.lateness.fill(way);
         }
         stats
     }
@@ -377,9 +380,11 @@ struct Lane {
     wake: Condvar,
     /// Bumped on every push, so a spinning sender notices an earlier frame.
     pushes: AtomicU64,
-    /// Held from taking due frames off the heap to having written them, so two senders never
-    /// swap frames; guards the lateness of what was sent.
-    sending: Mutex<Lateness>,
+    /// Held from taking the head off the heap to having written it, one frame at a time, so two
+    /// senders never swap frames.
+    sending: Mutex<()>,
+    /// How late the frames sent were; lock-free, so reading the statistics never holds a sender.
+    lateness: Lateness,
     counters: Counters,
     log: Option<SyncSender<LogRecord>>,
 }
@@ -582,46 +587,52 @@ fn read_frames(lane: &Lane, shared: &Shared, cpu: Option<usize>) {
 
 /// Lateness of sent frames in 1 µs buckets (the last one open-ended), plus the exact maximum.
 struct Lateness {
-    buckets: Vec<u64>,
-    max_ns: u64,
+    buckets: Vec<AtomicU64>,
+    max_ns: AtomicU64,
 }
 
 impl Default for Lateness {
     fn default() -> Self {
         Lateness {
-            buckets: vec![0; 20_001],
-            max_ns: 0,
+            buckets: (0..20_001).map(|_| AtomicU64::new(0)).collect(),
+            max_ns: AtomicU64::new(0),
         }
     }
 }
 
 impl Lateness {
-    fn add(&mut self, late_ns: u64) {
+    fn add(&self, late_ns: u64) {
         let bucket = ((late_ns / 1000) as usize).min(self.buckets.len() - 1);
-        self.buckets[bucket] += 1;
-        self.max_ns = self.max_ns.max(late_ns);
-    }
-
-    fn quantile_ns(&self, q: f64) -> u64 {
-        let total: u64 = self.buckets.iter().sum();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((total as f64 * q).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bucket, &count) in self.buckets.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return ((bucket as u64 + 1) * 1000).min(self.max_ns);
-            }
-        }
-        self.max_ns
+        self.max_ns.fetch_max(late_ns, Ordering::Relaxed);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     fn fill(&self, way: &mut WayStats) {
-        way.late_p50_ns = self.quantile_ns(0.5);
-        way.late_p99_ns = self.quantile_ns(0.99);
-        way.late_max_ns = self.max_ns;
+        // One snapshot for both quantiles; frames sent meanwhile count next time.
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let max_ns = self.max_ns.load(Ordering::Relaxed);
+        let total: u64 = counts.iter().sum();
+        let quantile_ns = |q: f64| {
+            if total == 0 {
+                return 0;
+            }
+            let rank = ((total as f64 * q).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (bucket, &count) in counts.iter().enumerate() {
+                seen += count;
+                if seen >= rank {
+                    return ((bucket as u64 + 1) * 1000).min(max_ns);
+                }
+            }
+            max_ns
+        };
+        way.late_p50_ns = quantile_ns(0.5);
+        way.late_p99_ns = quantile_ns(0.99);
+        way.late_max_ns = max_ns;
     }
 }
 
@@ -638,7 +649,6 @@ fn send_frames(lane: &Lane, shared: &Shared, cpu: Option<usize>, primary: bool) 
     } else {
         SPIN_NS_ORDINARY
     };
-    let mut due_now = Vec::new();
     let mut pending = lock(&lane.pending);
     while !shared.stop.load(Ordering::SeqCst) {
         let Some(head_due) = pending.peek().map(|Reverse(p)| p.due_ns) else {
@@ -673,35 +683,52 @@ fn send_frames(lane: &Lane, shared: &Shared, cpu: Option<usize>, primary: bool) 
             pending = lock(&lane.pending);
             continue;
         }
+        drop(pending);
+        send_due(lane, shared);
+        pending = lock(&lane.pending);
+    }
+}
+
+/// Sends the frames that are due, strictly in heap order (due time, then arrival), one at a time:
+/// taking the head off the heap and writing it are one critical section under `lane.sending`, so
+/// whichever sender does it, no frame is written before one that was ahead of it in the heap, and
+/// a frame is never held by one sender while the other writes a later one. Between two frames the
+/// lock is free, so the other sender can carry on if this one's CPU stalls.
+fn send_due(lane: &Lane, shared: &Shared) {
+    while !shared.stop.load(Ordering::Relaxed) {
         // Lock order: sending, then pending.
-        drop(pending);
-        let mut lateness = lock(&lane.sending);
-        pending = lock(&lane.pending);
-        let now = monotonic_ns();
-        while pending.peek().is_some_and(|Reverse(p)| p.due_ns <= now) {
-            if let Some(Reverse(item)) = pending.pop() {
-                due_now.push(item);
+        let sending = lock(&lane.sending);
+        let head = {
+            let mut pending = lock(&lane.pending);
+            let due = pending
+                .peek()
+                .is_some_and(|Reverse(head)| head.due_ns <= monotonic_ns());
+            if due {
+                pending.pop()
+            } else {
+                None
+            }
+        };
+        let Some(Reverse(mut item)) = head else {
+            return;
+        };
+        // Stamped right before the write: the receiving stack handles the frame within it, so a
+        // receiver's timestamp is never earlier than this one.
+        let sent_ns = monotonic_ns();
+        match (&*lane.egress).write(&item.frame) {
+            Ok(_) => {
+                let late_ns = sent_ns.saturating_sub(item.due_ns);
+                lane.lateness.add(late_ns);
+                item.record.sent_ns = Some(sent_ns);
+                item.record.late_ns = Some(late_ns as i64);
+            }
+            Err(_) => {
+                item.record.event = FrameEvent::Dropped;
+                item.record.reason = Some(DropReason::SendFailed);
             }
         }
-        drop(pending);
-        for mut item in due_now.drain(..) {
-            let sent_ns = monotonic_ns();
-            match (&*lane.egress).write(&item.frame) {
-                Ok(_) => {
-                    let late_ns = sent_ns.saturating_sub(item.due_ns);
-                    lateness.add(late_ns);
-                    item.record.sent_ns = Some(sent_ns);
-                    item.record.late_ns = Some(late_ns as i64);
-                }
-                Err(_) => {
-                    item.record.event = FrameEvent::Dropped;
-                    item.record.reason = Some(DropReason::SendFailed);
-                }
-            }
-            lane.counters.count(&item.record);
-            lane.log(item.record);
-        }
-        drop(lateness);
-        pending = lock(&lane.pending);
+        drop(sending);
+        lane.counters.count(&item.record);
+        lane.log(item.record);
     }
 }
