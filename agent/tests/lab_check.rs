@@ -172,6 +172,34 @@ fn the_good_office_measures_the_lab_as_it_is_built() {
     assert_eq!(report["scores"]["exchange"], 100);
 }
 
+/// The loss a person reads is the train's lost over sent, in every office (the lossy ones too).
+#[test]
+fn teams_loss_is_what_the_train_lost() {
+    let Some(c) = checked() else { return };
+    let mut trains = 0;
+    for (office, out) in c.lab.offices().iter().zip(&c.outputs) {
+        let report = json(out);
+        for t in report["targets"].as_array().expect("targets[]") {
+            let stun = &t["stun"];
+            let (Some(sent), Some(lost)) = (stun["sent"].as_f64(), stun["lost"].as_f64()) else {
+                continue;
+            };
+            if sent == 0.0 {
+                continue;
+            }
+            trains += 1;
+            let shown = stun["loss_percent"].as_f64().expect("loss_percent");
+            let want = 100.0 * lost / sent;
+            assert!(
+                (shown - want).abs() < 0.001,
+                "{}: {shown} % shown, {lost} of {sent} lost",
+                office.name()
+            );
+        }
+    }
+    assert!(trains >= c.lab.offices().len(), "{trains} STUN trains");
+}
+
 #[test]
 fn tls_inspection_names_the_middlebox_and_fails_the_run_when_asked() {
     let Some(c) = checked() else { return };

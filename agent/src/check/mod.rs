@@ -728,11 +728,8 @@ impl<'a> Context<'a> {
         report.lost = m.lost;
         report.duplicated = m.duplicated;
         report.reordered = m.reordered;
-        report.loss_percent = if m.sent == 0 {
-            0.0
-        } else {
-            round3(100.0 * f64::from(m.lost) / f64::from(m.sent))
-        };
+        // The core's loss, the one its Teams targets are judged on.
+        report.loss_percent = m.loss().map_or(0.0, |l| round3(l.percent()));
         if let Some(rtt) = m.rtt {
             report.rtt_min_ms = Some(us(rtt.min_us()));
             report.rtt_median_ms = Some(us(rtt.median_us()));
