@@ -519,12 +519,8 @@ impl Read for TimedConnection<'_> {
             .deadline
             .left()
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
-        // Both timeouts at once: the same as Connection::set_deadline, without its error type.
-        let tcp = match &*self.conn {
-            Connection::Plain(tcp) => tcp,
-            Connection::Tls(tls) => tls.get_ref(),
-        };
-        tcp.set_read_timeout(Some(left))?;
+        // As Connection::set_deadline does, without its error type (and only the read side).
+        self.conn.tcp().set_read_timeout(Some(left))?;
         self.conn.read(buf)
     }
 }

@@ -909,10 +909,7 @@ impl EndpointsClient {
         let mut request = minreq::get(url)
             .with_timeout(self.settings.timeout.as_secs().max(1))
             .with_header("Accept", "application/json")
-            .with_header(
-                "User-Agent",
-                concat!("o365probe/", env!("CARGO_PKG_VERSION")),
-            )
+            .with_header("User-Agent", crate::http::USER_AGENT)
             .with_max_headers_size(64 * 1024)
             .with_max_status_line_length(1024)
             .with_max_redirects(3);

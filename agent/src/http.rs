@@ -686,7 +686,8 @@ pub(crate) enum Connection {
 }
 
 impl Connection {
-    fn tcp(&self) -> &TcpStream {
+    /// The TCP connection under it.
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(tcp) => tcp,
             Self::Tls(tls) => tls.get_ref(),
