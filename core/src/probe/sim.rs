@@ -7,6 +7,7 @@
 //! [`Net::log`], which is the ground truth tests compare the probe's results against.
 
 use super::{ConnId, ConnectFailure, Event, Probe, Transmit, MAX_TRANSMIT};
+use crate::rand::SplitMix64;
 use crate::time::{Duration, Instant};
 use core::net::SocketAddr;
 use std::boxed::Box;
@@ -24,7 +25,7 @@ pub enum Fate {
     Duplicate(Duration, Duration),
 }
 
-type FateFn = Box<dyn FnMut(u64, &mut Rng) -> Fate>;
+type FateFn = Box<dyn FnMut(u64, &mut SplitMix64) -> Fate>;
 
 /// One direction of the network: decides each packet's fate from its index on the path.
 pub struct Path {
@@ -58,13 +59,14 @@ impl Path {
     /// probabilities. Reordering happens when jitter exceeds the spacing between packets.
     pub fn random(delay: Duration, jitter: Duration, loss: f64, duplicate: f64) -> Self {
         Self::from_fn(move |_, rng| {
-            if rng.chance(loss) {
+            if chance(rng, loss) {
                 return Fate::Drop;
             }
-            let one =
-                |rng: &mut Rng| delay + Duration::from_micros(rng.below(jitter.as_micros() + 1));
+            let one = |rng: &mut SplitMix64| {
+                delay + Duration::from_micros(rng.below(jitter.as_micros() + 1))
+            };
             let first = one(rng);
-            if rng.chance(duplicate) {
+            if chance(rng, duplicate) {
                 Fate::Duplicate(first, one(rng))
             } else {
                 Fate::Deliver(first)
@@ -73,45 +75,23 @@ impl Path {
     }
 
     /// Any rule.
-    pub fn from_fn(f: impl FnMut(u64, &mut Rng) -> Fate + 'static) -> Self {
+    pub fn from_fn(f: impl FnMut(u64, &mut SplitMix64) -> Fate + 'static) -> Self {
         Self {
             fate: Box::new(f),
             sent: 0,
         }
     }
 
-    fn next(&mut self, rng: &mut Rng) -> Fate {
+    fn next(&mut self, rng: &mut SplitMix64) -> Fate {
         let f = (self.fate)(self.sent, rng);
         self.sent += 1;
         f
     }
 }
 
-/// SplitMix64: enough randomness for seeded impairments in tests.
-pub struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, n)`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
+/// True with probability `p`.
+fn chance(rng: &mut SplitMix64, p: f64) -> bool {
+    p > 0.0 && rng.next_f64() < p
 }
 
 /// A UDP service: gets each request (time, source, payload), returns the datagrams it answers with.
@@ -162,7 +142,7 @@ enum Delivery {
 
 /// The simulated network between one probe and its servers.
 pub struct Net {
-    rng: Rng,
+    rng: SplitMix64,
     /// Probe to servers.
     pub up: Path,
     /// Servers to probe.
@@ -184,7 +164,7 @@ impl Net {
     /// A network with the given paths and seed, no servers.
     pub fn new(up: Path, down: Path, seed: u64) -> Self {
         Self {
-            rng: Rng(seed),
+            rng: SplitMix64::new(seed),
             up,
             down,
             udp: BTreeMap::new(),
@@ -491,7 +471,7 @@ mod tests {
                 0.2,
                 0.1,
             );
-            let mut rng = Rng(seed);
+            let mut rng = SplitMix64::new(seed);
             (0..200).map(|_| p.next(&mut rng)).collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));
