@@ -12,6 +12,14 @@ pub mod stun;
 pub mod tls;
 pub mod x509;
 
+/// The big-endian `u16` at `range` of `data`; `None` unless the range is in `data` and two bytes long.
+pub(crate) fn u16_at(data: &[u8], range: core::ops::Range<usize>) -> Option<u16> {
+    match data.get(range) {
+        Some(&[a, b]) => Some(u16::from_be_bytes([a, b])),
+        _ => None,
+    }
+}
+
 /// An enum over a protocol number, with an `Unknown` arm for every value it does not name (smoltcp's
 /// `enum_with_unknown!`): `From` both ways, so a value read is always written back unchanged. Written
 /// with a mnemonic after each value (`A = 1 => "A"`), the enum also gets `mnemonic()`.

@@ -11,7 +11,7 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::enum_with_unknown;
+use super::{enum_with_unknown, u16_at};
 
 /// Length of the fixed STUN header: type, length, magic cookie, transaction id.
 pub const HEADER_LEN: usize = field::TRANSACTION_ID.end;
@@ -339,9 +339,10 @@ impl<'a> Iterator for Attributes<'a> {
         if self.count == MAX_ATTRIBUTES {
             return self.fail(Error::TooManyAttributes);
         }
-        let (Some(kind), Some(len)) =
-            (be16(rest, field::ATTR_TYPE), be16(rest, field::ATTR_LENGTH))
-        else {
+        let (Some(kind), Some(len)) = (
+            u16_at(rest, field::ATTR_TYPE),
+            u16_at(rest, field::ATTR_LENGTH),
+        ) else {
             return self.fail(Error::AttributeOverrun);
         };
         let len = usize::from(len);
@@ -360,11 +361,6 @@ impl<'a> Iterator for Attributes<'a> {
             offset,
         }))
     }
-}
-
-fn be16(bytes: &[u8], at: core::ops::Range<usize>) -> Option<u16> {
-    let b: [u8; 2] = bytes.get(at)?.try_into().ok()?;
-    Some(u16::from_be_bytes(b))
 }
 
 /// A read/write view of a STUN message over a byte buffer holding exactly one message (one UDP datagram).
@@ -881,7 +877,7 @@ fn parse_address(
 ) -> Result<SocketAddr> {
     let bad_length = Error::BadAttributeLength(u16::from(kind));
     let family = *value.get(field::ADDR_FAMILY).ok_or(bad_length)?;
-    let mut port = be16(value, field::ADDR_PORT).ok_or(bad_length)?;
+    let mut port = u16_at(value, field::ADDR_PORT).ok_or(bad_length)?;
     let mut ip = [0u8; 16];
     let ip_len = match family {
         FAMILY_V4 => ADDRESS_V4_LEN,
@@ -930,7 +926,7 @@ fn parse_unknown_attributes(value: &[u8]) -> Result<UnknownAttributes> {
     }
     let mut list = UnknownAttributes::new();
     for pair in value.chunks_exact(2) {
-        let t = be16(pair, 0..2).unwrap_or_default();
+        let t = u16_at(pair, 0..2).unwrap_or_default();
         list.push(t).map_err(|_| Error::TooManyUnknownAttributes)?;
     }
     Ok(list)

@@ -13,7 +13,7 @@
 //! they arrive, strips the record layer on the fly and keeps only handshake bytes, in a buffer of `N`
 //! bytes that must hold the largest single message (the Certificate message).
 
-use crate::wire::{enum_with_unknown, x509};
+use crate::wire::{enum_with_unknown, u16_at, x509};
 use core::fmt;
 use core::ops::Range;
 
@@ -281,13 +281,6 @@ mod field {
 
     pub const HANDSHAKE_TYPE: usize = 0;
     pub const HANDSHAKE_LENGTH: Range<usize> = 1..4;
-}
-
-fn u16_at(data: &[u8], range: Range<usize>) -> Option<u16> {
-    match data.get(range) {
-        Some(&[a, b]) => Some(u16::from_be_bytes([a, b])),
-        _ => None,
-    }
 }
 
 fn u24_at(data: &[u8], range: Range<usize>) -> Option<usize> {
