@@ -96,11 +96,6 @@ impl Geo {
         Ok(geo)
     }
 
-    /// Whether any source is configured.
-    pub fn is_empty(&self) -> bool {
-        self.prefixes.is_empty() && self.database.is_none()
-    }
-
     /// Where `ip` is, if a source knows.
     pub fn locate(&self, ip: IpAddr) -> Option<Place> {
         if let Some((_, place)) = self.prefixes.iter().find(|(p, _)| p.contains(ip)) {

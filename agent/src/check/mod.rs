@@ -19,9 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
-use o365probe_core::assess::{
-    self, great_circle_km, ExpectedIssuers, ExpectedRoot, GeoPoint, TrustedRoots,
-};
+use o365probe_core::assess::{self, great_circle_km, ExpectedIssuers, GeoPoint, TrustedRoots};
 use o365probe_core::probe::dns::{DnsConfig, DnsProbe, DnsQuery, QueryType};
 use o365probe_core::probe::resolver::{ResolverIdentityProbe, Whoami};
 use o365probe_core::probe::stun::{Drain, StunConfig, StunProbe, MAX_TRAIN_LEN};
@@ -977,13 +975,6 @@ pub fn rfc3339(unix: i64) -> String {
         secs / 60 % 60,
         secs % 60
     )
-}
-
-/// Roots as the core's TLS verdict sees them: for tests and `--explain`.
-pub fn expected_roots(ders: &[Vec<u8>]) -> Vec<ExpectedRoot<'_>> {
-    ders.iter()
-        .filter_map(|d| ExpectedRoot::from_der(d).ok())
-        .collect()
 }
 
 #[cfg(test)]

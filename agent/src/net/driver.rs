@@ -412,9 +412,10 @@ impl<'a> Io<'a> {
                 if let Some(old) = self.conns.remove(&conn) {
                     old.task.abort();
                 }
+                // Spares are kept per family, so the one taken fits `to`.
                 let spare = match self.spares[Family::of(to) as usize].take() {
-                    Some(spare) if spare.fits(to) => spare,
-                    _ => TcpSpare::open(self.opts, to)?,
+                    Some(spare) => spare,
+                    None => TcpSpare::open(self.opts, to)?,
                 };
                 let stream = match socket::connect_from(spare, to)? {
                     Ok(stream) => stream,

@@ -264,23 +264,11 @@ fn open_tcp(opts: &SocketOptions, to: SocketAddr) -> Result<Socket, SocketError>
     Ok(socket)
 }
 
-/// Starts a TCP connect to `to` from a socket bound and marked per `opts`: the SYN has left when this
-/// returns (no task switch between the caller's timestamp and the SYN). The outer error is a socket that
-/// could not be set up; the inner one a connect that failed at once (no route: ENETUNREACH). Finish
-/// with [`finish_connect`]. Call within a tokio runtime.
-pub fn start_connect(
-    opts: &SocketOptions,
-    to: SocketAddr,
-) -> Result<io::Result<tokio::net::TcpStream>, SocketError> {
-    connect_from(TcpSpare::open(opts, to)?, to)
-}
-
 /// A TCP socket made ahead of its connect, so the connect's timestamp is not followed by the
 /// syscalls that make and configure a socket before its SYN leaves.
 #[derive(Debug)]
 pub struct TcpSpare {
     socket: Socket,
-    ipv4: bool,
 }
 
 impl TcpSpare {
@@ -288,17 +276,14 @@ impl TcpSpare {
     pub fn open(opts: &SocketOptions, to: SocketAddr) -> Result<TcpSpare, SocketError> {
         Ok(TcpSpare {
             socket: open_tcp(opts, to)?,
-            ipv4: to.is_ipv4(),
         })
-    }
-
-    /// Whether it can connect to `to`.
-    pub fn fits(&self, to: SocketAddr) -> bool {
-        self.ipv4 == to.is_ipv4()
     }
 }
 
-/// [`start_connect`] from a socket made earlier.
+/// Starts a TCP connect to `to` from a socket made earlier: the SYN has left when this returns (no task
+/// switch between the caller's timestamp and the SYN). The outer error is a socket that could not be
+/// registered; the inner one a connect that failed at once (no route: ENETUNREACH). Finish with
+/// [`finish_connect`]. Call within a tokio runtime.
 pub fn connect_from(
     spare: TcpSpare,
     to: SocketAddr,
@@ -320,7 +305,7 @@ pub fn connect_from(
         })
 }
 
-/// Waits for a connect begun by [`start_connect`]: when its outcome was known (stamped the moment the
+/// Waits for a connect begun by [`connect_from`]: when its outcome was known (stamped the moment the
 /// socket turned writable, before the syscalls that read the outcome), and `Ok` if established, else
 /// the OS's reason.
 pub async fn finish_connect(stream: &tokio::net::TcpStream) -> (StdInstant, io::Result<()>) {
