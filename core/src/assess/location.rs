@@ -124,10 +124,19 @@ fn row(i: usize) -> Location {
         .map_or(0, |p| table::PLACE_END[p] as usize);
     let end = table::PLACE_END[place] as usize;
     let country = usize::from(table::COUNTRY[i]) * 2;
+    let GeoPoint { lat, lon } = point(i);
     Location {
         code: LocationCode::unpack(table::CODES[i]),
         city: table::PLACE_TEXT.get(start..end).unwrap_or(""),
         country: table::COUNTRIES.get(country..country + 2).unwrap_or(""),
+        lat,
+        lon,
+    }
+}
+
+/// Where table row `i` is (the table stores hundredths of a degree).
+fn point(i: usize) -> GeoPoint {
+    GeoPoint {
         lat: f64::from(table::LAT[i]) / 100.0,
         lon: f64::from(table::LON[i]) / 100.0,
     }
@@ -190,10 +199,7 @@ fn haversine(a: GeoPoint, b: GeoPoint) -> f64 {
 pub fn nearest_location(p: GeoPoint) -> Location {
     let mut best = (f64::INFINITY, f64::INFINITY, 0); // haversine, its central angle, row
     for i in 0..table::LEN {
-        let q = GeoPoint {
-            lat: f64::from(table::LAT[i]) / 100.0,
-            lon: f64::from(table::LON[i]) / 100.0,
-        };
+        let q = point(i);
         if libm::fabs((q.lat - p.lat).to_radians()) > best.1 {
             continue;
         }
