@@ -330,14 +330,15 @@ pub fn r_factor(ta: Duration, loss: Loss, codec: &Codec) -> f64 {
     ro - is - id - ie_eff + A
 }
 
-/// G.107 Annex B: the MOS (conversational quality, 1 to 4.5) that a rating R predicts.
+/// G.107 Annex B: the MOS (conversational quality, 1 to 4.5) that a rating R predicts. Annex B's cubic
+/// dips to 0.99 for 0 < R < 6.5; the MOS scale ends at 1 ("bad"), so that is floored to 1.
 pub fn r_to_mos(r: f64) -> f64 {
     if r.is_nan() || r <= 0.0 {
         1.0
     } else if r >= 100.0 {
         4.5
     } else {
-        1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7.0e-6
+        (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7.0e-6).max(1.0)
     }
 }
 
@@ -416,6 +417,20 @@ mod tests {
         assert_eq!(r_to_mos(-5.0), 1.0);
         assert_eq!(r_to_mos(f64::NAN), 1.0);
         assert_eq!(r_to_mos(120.0), 4.5);
+        // Annex B's cubic dips below 1 for 0 < R < 6.5; the scale (and our docs) end at 1.
+        for tenth in 0..=1_000 {
+            let r = f64::from(tenth) / 10.0;
+            assert!(r_to_mos(r) >= 1.0, "R {r}: MOS {}", r_to_mos(r));
+        }
+        // 500 ms, 45 % loss, 50 ms jitter: R is about 4, a call nobody can hold, MOS 1.
+        let dead = path(500, 450_000, 50);
+        let r = r_factor(
+            mouth_to_ear(&dead, &Codec::G711_PLC),
+            dead.loss,
+            &Codec::G711_PLC,
+        );
+        assert!(r > 0.0 && r < 6.5, "R {r}");
+        assert_eq!(dead.mos(), 1.0);
     }
 
     /// Cole and Rosenbluth ("Voice over IP performance monitoring", ACM SIGCOMM CCR 31(2), 2001) fit
