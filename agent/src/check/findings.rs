@@ -242,7 +242,7 @@ fn teams(t: &TargetReport, out: &mut Findings) {
             "rtt" => parts.push(format!(
                 "round trip {} ms (target < {} ms)",
                 s.rtt_median_ms.unwrap_or(0.0),
-                ms(assess::teams::CLIENT_MAX_RTT)
+                assess::teams::CLIENT_MAX_RTT.as_millis()
             )),
             "loss" => parts.push(format!(
                 "loss {} % (target < {} %)",
@@ -252,7 +252,7 @@ fn teams(t: &TargetReport, out: &mut Findings) {
             "jitter" => parts.push(format!(
                 "jitter {} ms (target < {} ms)",
                 s.jitter_ms.unwrap_or(0.0),
-                ms(assess::teams::CLIENT_MAX_JITTER)
+                assess::teams::CLIENT_MAX_JITTER.as_millis()
             )),
             other => parts.push(other.to_owned()),
         }
@@ -369,8 +369,4 @@ fn bloat(a: &Assessment, out: &mut Findings) {
 
 fn core_ms(ms: f64) -> o365probe_core::time::Duration {
     o365probe_core::time::Duration::from_micros((ms * 1000.0).max(0.0) as u64)
-}
-
-fn ms(d: o365probe_core::time::Duration) -> u64 {
-    d.as_millis()
 }

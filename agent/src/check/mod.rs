@@ -172,7 +172,7 @@ impl<'a> Context<'a> {
             async move { limit.run(self.resolve(&t.host, resolver, rng, opts)).await }
         });
         let whoami_future = self.whoami(resolver, rng.fork(), &opts, &limit);
-        let (resolved, whoami) = futures_join(net::join_all(dns_futures), whoami_future).await;
+        let (resolved, whoami) = tokio::join!(net::join_all(dns_futures), whoami_future);
 
         // 2. Everything per target, at once within the bound.
         let traced = self.traced_targets(&resolved);
@@ -316,11 +316,10 @@ impl<'a> Context<'a> {
             DnsProbe::new(aaaa, config, rng.fork()),
         ) {
             (Ok(a), Ok(aaaa)) => {
-                futures_join(
+                tokio::join!(
                     Box::pin(driver::drive(a, opts)),
                     Box::pin(driver::drive(aaaa, opts)),
                 )
-                .await
             }
             _ => return Resolved::failed("invalid [dns] tries"),
         };
@@ -469,19 +468,6 @@ impl<'a> Context<'a> {
         trace: Option<&Limit>,
         uplink: Option<&Uplink>,
     ) -> TargetReport {
-        let mut report = TargetReport {
-            host: target.host.clone(),
-            service: target.service.name().to_owned(),
-            category: target.category.name().to_owned(),
-            required: target.required,
-            dns: None,
-            front_door: None,
-            tcp: None,
-            tls: None,
-            stun: None,
-            http: None,
-            path: None,
-        };
         // The uplink's source address decides the family; otherwise IPv4 first, what most offices'
         // Microsoft 365 traffic uses.
         let v4 = opts.source.is_none_or(|s| s.is_ipv4());
@@ -548,17 +534,21 @@ impl<'a> Context<'a> {
             let (ip, traces) = (address?, trace?);
             Some(traces.run(self.trace(ip, tcp_port, uplink)).await)
         };
-        let ((tcp, tls), (stun, (http, path))) = futures_join(
-            futures_join(tcp, tls),
-            futures_join(stun, futures_join(http, path)),
-        )
-        .await;
-        report.tcp = tcp;
-        report.tls = tls;
-        report.stun = stun;
-        report.http = http;
-        report.path = path;
-        report
+        let (tcp, tls, stun, http, path) = tokio::join!(tcp, tls, stun, http, path);
+        TargetReport {
+            host: target.host.clone(),
+            service: target.service.name().to_owned(),
+            category: target.category.name().to_owned(),
+            required: target.required,
+            // Filled in from the resolution by the caller.
+            dns: None,
+            front_door: None,
+            tcp,
+            tls,
+            stun,
+            http,
+            path,
+        }
     }
 
     async fn tcp(&self, to: SocketAddr, opts: &SocketOptions) -> TcpReport {
@@ -914,13 +904,6 @@ fn read_roots(path: &Path) -> Result<Vec<Vec<u8>>, SetupError> {
     Ok(ders)
 }
 
-async fn futures_join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    tokio::join!(a, b)
-}
-
 /// Milliseconds to the microsecond.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
@@ -930,7 +913,8 @@ pub(crate) fn ms_std(d: std::time::Duration) -> f64 {
     round3(d.as_secs_f64() * 1000.0)
 }
 
-fn us(v: u32) -> f64 {
+/// Milliseconds of a core figure in microseconds.
+pub(crate) fn us(v: u32) -> f64 {
     f64::from(v) / 1000.0
 }
 

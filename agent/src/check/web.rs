@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use o365probe_core::report::HttpVerdict;
 
 use super::model::{Download, HttpReport};
-use super::{ms_std, round3, Context};
+use super::{ms_std, round3, us, Context};
 use crate::config::{Target, Uplink};
 use crate::download::{self, DownloadOptions};
 use crate::http::{self, HttpOptions};
@@ -80,8 +80,7 @@ pub(super) async fn download(
         }
     };
     let mb = |b: u64| round3(b as f64 / 1e6);
-    let median =
-        |r: Option<o365probe_core::report::Rtt>| r.map(|r| f64::from(r.median_us()) / 1000.0);
+    let median = |r: Option<o365probe_core::report::Rtt>| r.map(|r| us(r.median_us()));
     Some(Download {
         bytes: m.bytes,
         duration_ms: ms_std(m.duration),
