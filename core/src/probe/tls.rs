@@ -12,7 +12,7 @@
 //! the RFC, answers with a TLS 1.3 ServerHello): that is [`TlsFailure::Tls12Refused`], told apart from
 //! every other failure because it says nothing about the path, only that the certificate stays hidden.
 
-use super::{ConnId, ConnectFailure, Event, Probe, Transmit};
+use super::{ConnId, ConnectFailure, Event, Probe, Transmit, MAX_TRANSMIT};
 use crate::assess::interception::{assess_chain, truncated, ChainAssessment, ExpectedIssuers};
 use crate::assess::{Anchor, Verdict};
 use crate::rand::SplitMix64;
@@ -33,6 +33,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The probe's only connection.
 const CONN: ConnId = 0;
+
+// Any ClientHello this module writes fits the buffer the shell lends to `poll_transmit`.
+const _: () = assert!(MAX_CLIENT_HELLO_LEN <= MAX_TRANSMIT);
 
 /// What to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,7 +461,6 @@ mod tests {
     use super::*;
     use crate::assess::interception::{Interception, TrustedRoots, Validity};
     use crate::probe::sim::{Fate, Net, Path, Record, TcpServer};
-    use crate::probe::MAX_TRANSMIT;
     use crate::wire::tls::MIN_READER_BUFFER_LEN;
     use crate::wire::x509::tests::{expected as openssl_says, pem_to_der};
     use proptest::prelude::*;
