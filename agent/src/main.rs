@@ -1,6 +1,6 @@
-//! `o365probe`: assess this office's path to Microsoft 365 (`check`), or keep doing so and report
-//! (`run`). Parses arguments, loads the config, hands over to the library; exit codes are documented in
-//! the README (0 ran, 1 findings at or above `--fail-on`, 2 usage or config error).
+//! `o365probe`: assess this office's path to Microsoft 365 now (`check`; the reporting daemon, `run`,
+//! is not built yet). Parses arguments, loads the config, hands over to the library; exit codes are
+//! documented in the README (0 ran, 1 findings at or above `--fail-on`, 2 usage or config error).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
