@@ -25,8 +25,8 @@ use crate::wire::tls::{
 use core::fmt;
 use core::net::SocketAddr;
 
-/// How long the TCP connect may take unless configured (as the TCP probe's default).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the TCP connect may take unless configured: the TCP probe's default.
+pub use super::tcp::DEFAULT_CONNECT_TIMEOUT;
 /// How long from ClientHello to ServerHelloDone unless configured: a far front door answers in well under
 /// a second; an inspecting proxy that fetches the real certificate first may take a few.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
