@@ -22,13 +22,15 @@
 
 use crate::config::{PathCheck, Uplink};
 use crate::net::clock;
+use crate::net::socket::{self, SocketError, SocketOptions};
 use o365probe_core::report::{Hop, PathSummary, MAX_HOPS};
+use socket2::{Protocol, Type};
 use std::fmt;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The first destination port of classic traceroute.
 pub const TRACEROUTE_PORT: u16 = 33434;
@@ -148,6 +150,9 @@ pub enum TraceError {
         /// Why it failed.
         source: io::Error,
     },
+    /// The uplink's interface or source address cannot be used.
+    #[error("traceroute: {0}")]
+    Uplink(#[source] SocketError),
     /// Ping sockets are not allowed to this process's group.
     #[error("traceroute: ICMP echo sockets are not permitted to this group (sysctl net.ipv4.ping_group_range); use UDP or TCP probes")]
     IcmpNotPermitted,
@@ -462,130 +467,56 @@ const SO_TIMESTAMPNS: libc::c_int = 35;
 #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
 const SO_TIMESTAMPNS: libc::c_int = 0x21;
 
-fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the option value is a c_int that lives across the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
+/// A probe socket: bound to the uplink as the probes' sockets are ([`socket::open_with`]), with its TTL
+/// (hop limit), IP_RECVERR for the ICMP errors it provokes, and kernel receive stamps.
 fn open_probe(destination: IpAddr, ttl: u8, options: &TraceOptions) -> Result<OwnedFd, TraceError> {
     let v6 = destination.is_ipv6();
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    let (kind, protocol) = match options.method {
-        Method::UdpClassic { .. } | Method::Udp { .. } => (libc::SOCK_DGRAM, 0),
-        Method::Icmp if v6 => (libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6),
-        Method::Icmp => (libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
-        Method::Tcp { .. } => (libc::SOCK_STREAM, 0),
+    let (ty, protocol) = match options.method {
+        Method::UdpClassic { .. } | Method::Udp { .. } => (Type::DGRAM, Protocol::UDP),
+        Method::Icmp if v6 => (Type::DGRAM, Protocol::ICMPV6),
+        Method::Icmp => (Type::DGRAM, Protocol::ICMPV4),
+        Method::Tcp { .. } => (Type::STREAM, Protocol::TCP),
     };
+    let bind = SocketOptions {
+        interface: options.interface.clone(),
+        source: options.source,
+        dscp: None,
+    };
+    let probe = socket::open_with(&bind, SocketAddr::new(destination, 0), ty, protocol).map_err(
+        |e| match e {
+            SocketError::Setup { error, .. }
+                if options.method == Method::Icmp && error.raw_os_error() == Some(libc::EACCES) =>
+            {
+                TraceError::IcmpNotPermitted
+            }
+            e => TraceError::Uplink(e),
+        },
+    )?;
     let failed = |what: &str| {
-        let source = io::Error::last_os_error();
-        TraceError::Socket {
-            what: what.to_owned(),
-            source,
-        }
+        let what = what.to_owned();
+        move |source| TraceError::Socket { what, source }
     };
-    // SAFETY: plain syscall; the descriptor is checked and then owned.
-    let raw = unsafe {
-        libc::socket(
-            family,
-            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if raw < 0 {
-        let e = io::Error::last_os_error();
-        if options.method == Method::Icmp && e.raw_os_error() == Some(libc::EACCES) {
-            return Err(TraceError::IcmpNotPermitted);
-        }
-        return Err(TraceError::Socket {
-            what: "socket".into(),
-            source: e,
-        });
-    }
-    // SAFETY: raw is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let set = |level, name, value, what: &str| {
-        set_int(fd.as_raw_fd(), level, name, value).map_err(|source| TraceError::Socket {
-            what: what.to_owned(),
-            source,
-        })
+        socket::set_int_option(&probe, level, name, value).map_err(failed(what))
     };
     if v6 {
         set(libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1, "IPV6_RECVERR")?;
-        set(
-            libc::IPPROTO_IPV6,
-            libc::IPV6_UNICAST_HOPS,
-            ttl.into(),
-            "IPV6_UNICAST_HOPS",
-        )?;
+        probe
+            .set_unicast_hops_v6(ttl.into())
+            .map_err(failed("IPV6_UNICAST_HOPS"))?;
     } else {
         set(libc::IPPROTO_IP, libc::IP_RECVERR, 1, "IP_RECVERR")?;
-        set(libc::IPPROTO_IP, libc::IP_TTL, ttl.into(), "IP_TTL")?;
+        probe.set_ttl_v4(ttl.into()).map_err(failed("IP_TTL"))?;
     }
     // Without kernel timestamps the read time stands in.
     let _ = set(libc::SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
     if let Method::Tcp { .. } = options.method {
         // A connection that completes is reset at close: nothing lingers on the router or the server.
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: the option value is a linger that lives across the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(failed("SO_LINGER"));
-        }
+        probe
+            .set_linger(Some(Duration::ZERO))
+            .map_err(failed("SO_LINGER"))?;
     }
-    if let Some(name) = &options.interface {
-        // SAFETY: the name bytes live across the call; the kernel reads at most their length.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(failed(&format!("SO_BINDTODEVICE {name}")));
-        }
-    }
-    if let Some(source) = options.source {
-        let (addr, len) = sockaddr(SocketAddr::new(source, 0));
-        // SAFETY: addr is a valid sockaddr of length len.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if rc != 0 {
-            return Err(failed(&format!("bind {source}")));
-        }
-    }
-    Ok(fd)
+    Ok(probe.into())
 }
 
 /// Connects the probe socket and sends the probe (for TCP, the connect is the probe).
@@ -831,7 +762,8 @@ fn receive(fd: RawFd, error_queue: bool) -> io::Result<Option<Received>> {
         } else if level_type == (libc::SOL_SOCKET, SO_TIMESTAMPNS) {
             // SAFETY: payload_len bytes of payload are the timespec.
             let bytes = unsafe { std::slice::from_raw_parts(payload, payload_len) };
-            out.stamp = timespec(bytes);
+            // The kernel's native timespec: two 64-bit or two 32-bit integers.
+            out.stamp = socket::timespec(bytes, bytes.len() / 2);
         }
         // SAFETY: as for CMSG_FIRSTHDR.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
@@ -864,24 +796,6 @@ unsafe fn offender(at: *const u8, len: usize) -> Option<IpAddr> {
         }
         _ => None,
     }
-}
-
-/// A timespec of either width (64-bit, or a 32-bit architecture's native one).
-fn timespec(b: &[u8]) -> Option<SystemTime> {
-    let (secs, nanos) = match b.len() {
-        16 => (
-            i64::from_ne_bytes(b[..8].try_into().ok()?),
-            i64::from_ne_bytes(b[8..].try_into().ok()?),
-        ),
-        8 => (
-            i64::from(i32::from_ne_bytes(b[..4].try_into().ok()?)),
-            i64::from(i32::from_ne_bytes(b[4..].try_into().ok()?)),
-        ),
-        _ => return None,
-    };
-    let secs = u64::try_from(secs).ok()?;
-    let nanos = u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000)?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
@@ -944,6 +858,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn reply(from: &str, ms: u64) -> Option<Reply> {
         Some(Reply {
@@ -1039,6 +954,7 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&1_700_000_000i64.to_ne_bytes());
         b.extend_from_slice(&5_000i64.to_ne_bytes());
+        let timespec = |b: &[u8]| socket::timespec(b, b.len() / 2);
         assert_eq!(
             timespec(&b),
             Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5_000))
@@ -1051,6 +967,10 @@ mod tests {
             Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5_000))
         );
         assert_eq!(timespec(&[0; 12]), None);
+        // Nanoseconds beyond a second are not a time.
+        let mut b = 1i64.to_ne_bytes().to_vec();
+        b.extend_from_slice(&1_000_000_000i64.to_ne_bytes());
+        assert_eq!(timespec(&b), None);
     }
 
     #[test]

@@ -145,8 +145,24 @@ pub fn connect_failure(error: &io::Error) -> ConnectFailure {
     }
 }
 
-/// A socket of `ty` for talking to `to`, bound and marked per `opts`, non-blocking.
+/// A socket of `ty` (UDP or TCP) for talking to `to`, bound and marked per `opts`, non-blocking.
 fn open(opts: &SocketOptions, to: SocketAddr, ty: Type) -> Result<Socket, SocketError> {
+    let protocol = if ty == Type::DGRAM {
+        Protocol::UDP
+    } else {
+        Protocol::TCP
+    };
+    open_with(opts, to, ty, protocol)
+}
+
+/// A socket of `ty` and `protocol` for talking to `to`, bound and marked per `opts`, non-blocking: the
+/// one place an uplink's binding is applied (the probes, the HTTP checks, traceroute).
+pub(crate) fn open_with(
+    opts: &SocketOptions,
+    to: SocketAddr,
+    ty: Type,
+    protocol: Protocol,
+) -> Result<Socket, SocketError> {
     let setup = |what| move |error| SocketError::Setup { what, to, error };
     if let Some(address) = opts.source {
         if address.is_ipv4() != to.is_ipv4() {
@@ -156,11 +172,6 @@ fn open(opts: &SocketOptions, to: SocketAddr, ty: Type) -> Result<Socket, Socket
     let tos = match opts.dscp {
         Some(dscp) if dscp > 63 => return Err(SocketError::InvalidDscp { dscp }),
         dscp => dscp.map(|d| u32::from(d) << 2),
-    };
-    let protocol = if ty == Type::DGRAM {
-        Protocol::UDP
-    } else {
-        Protocol::TCP
     };
     let socket = Socket::new(Domain::for_address(to), ty.cloexec(), Some(protocol))
         .map_err(setup("open a socket"))?;
@@ -330,8 +341,9 @@ fn enable_receive_timestamps(socket: &impl AsRawFd) -> io::Result<()> {
         .or_else(|_| set_int_option(socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1))
 }
 
+/// `setsockopt` of an `int` option socket2 has no setter for.
 #[allow(unsafe_code)]
-fn set_int_option(
+pub(crate) fn set_int_option(
     socket: &impl AsRawFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -484,7 +496,7 @@ fn parse_control(control: &[u8]) -> ControlMessages {
 }
 
 /// A `{ tv_sec, tv_nsec }` of two native integers of `width` bytes (8 or 4) as a wall-clock time.
-fn timespec(data: &[u8], width: usize) -> Option<SystemTime> {
+pub(crate) fn timespec(data: &[u8], width: usize) -> Option<SystemTime> {
     let int = |b: &[u8]| -> Option<i64> {
         match width {
             8 => Some(i64::from_ne_bytes(b.try_into().ok()?)),
@@ -494,7 +506,8 @@ fn timespec(data: &[u8], width: usize) -> Option<SystemTime> {
     };
     let secs = int(data.get(..width)?)?;
     let nanos = int(data.get(width..2 * width)?)?;
-    let since = std::time::Duration::new(u64::try_from(secs).ok()?, u32::try_from(nanos).ok()?);
+    let nanos = u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let since = std::time::Duration::new(u64::try_from(secs).ok()?, nanos);
     UNIX_EPOCH.checked_add(since)
 }
 
