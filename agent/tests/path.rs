@@ -11,6 +11,7 @@ use std::net::{IpAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------------
@@ -135,25 +136,30 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) {
     );
 }
 
-/// Why namespaces cannot be made here, if they cannot.
+/// Why namespaces cannot be made here, if they cannot. Found out once: the tests run side by side,
+/// and two of them trying the same probe namespace at once would see "exists" and skip themselves.
 fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root for network namespaces".into());
-    }
-    let probe = format!("o365path-{}-check", std::process::id());
-    let made = Command::new("ip")
-        .args(["netns", "add", &probe])
-        .stderr(Stdio::null())
-        .status();
-    let _ = Command::new("ip")
-        .args(["netns", "del", &probe])
-        .stderr(Stdio::null())
-        .status();
-    match made {
-        Ok(s) if s.success() => None,
-        _ => Some("`ip netns add` fails here".into()),
-    }
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Some("needs root for network namespaces".into());
+        }
+        let probe = format!("o365path-{}-check", std::process::id());
+        let made = Command::new("ip")
+            .args(["netns", "add", &probe])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &probe])
+            .stderr(Stdio::null())
+            .status();
+        match made {
+            Ok(s) if s.success() => None,
+            _ => Some("`ip netns add` fails here".into()),
+        }
+    })
+    .clone()
 }
 
 macro_rules! require_namespaces {
