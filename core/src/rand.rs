@@ -35,11 +35,6 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// The next 32 random bits (the high half of [`next_u64`](Self::next_u64), the better-mixed one).
-    pub fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
     /// The next 16 random bits, e.g. a DNS transaction id.
     pub fn next_u16(&mut self) -> u16 {
         (self.next_u64() >> 48) as u16

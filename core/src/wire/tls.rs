@@ -1016,11 +1016,6 @@ impl<'a> CertificateChain<'a> {
             cursor: Cursor::new(self.list),
         }
     }
-
-    /// Each certificate parsed, leaf first.
-    pub fn parsed(&self) -> impl Iterator<Item = x509::Result<x509::Certificate<'a>>> + 'a {
-        self.iter().map(x509::Certificate::parse)
-    }
 }
 
 /// The DER certificates of a [`CertificateChain`].
