@@ -9,6 +9,8 @@
 //!   and the endpoint categories. After a length check nothing panics on any input.
 //! - [`probe`]: sans-IO probe state machines (`handle_*(now, …)`, `poll_transmit`, `poll_timeout`, `poll_result`).
 //! - [`schedule`]: which probe runs when, spread with seeded jitter.
+//! - [`rand`]: SplitMix64, the shell-seeded source of every offset, jitter and transaction id.
+//! - [`time`]: embassy-time's `Instant` and `Duration`, as the shell passes them in.
 //! - [`report`]: the report schema, postcard framing, sealing and acks; the wire contract is `report/SPEC.md`.
 //! - [`assess`]: verdicts shared by agent and collector (front-door location, interception, Teams quality, score).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
