@@ -142,7 +142,7 @@ impl<'a> Context<'a> {
 
     /// One uplink's assessment.
     pub async fn assess(&self, uplink: Option<&Uplink>, salt: u64) -> Assessment {
-        let started = SystemTime::now();
+        let started = clock::unix_seconds().unwrap_or(0);
         let t0 = StdInstant::now();
         let mut rng = SplitMix64::new(self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let opts = uplink.map(SocketOptions::uplink).unwrap_or_default();
@@ -228,7 +228,7 @@ impl<'a> Context<'a> {
                 location: self.office_point().map(point),
             },
             uplink: uplink.map(|u| u.name.clone()),
-            started: rfc3339(unix_secs(started)),
+            started: rfc3339(started),
             duration_ms: 0.0,
             egress,
             resolver,
@@ -931,12 +931,6 @@ fn point(p: GeoPoint) -> Point {
         lat: p.lat,
         lon: p.lon,
     }
-}
-
-fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// `2026-11-27T01:02:03Z` for Unix seconds (proleptic Gregorian, UTC).
