@@ -709,10 +709,11 @@ fn jitter_spreads_as_configured_and_never_reorders() {
                 "{what}: scheduled delays outside 20 ± 4 ms"
             );
         }
-        // Measured, the same spread: each quantile of the one-way delays at or just above the
-        // scheduled one. Never below (a probe cannot beat its schedule); the host's tail only moves
-        // the top percent, which log_agrees_with_measurement bounds.
-        for q in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9] {
+        // Measured, the same spread: each decile and quartile of the one-way delays at or just above
+        // the scheduled one. Never below (no probe beats its schedule, which
+        // log_agrees_with_measurement checks one by one); the host's tail moves a few probes, so
+        // neither extreme is compared, as a single probe decides it.
+        for q in [0.1, 0.25, 0.5, 0.75, 0.9] {
             let (measured, scheduled) = (quantile(&owd_ms, q), quantile(&scheduled_ms, q));
             assert!(
                 measured >= scheduled && measured - scheduled < 0.5,
