@@ -527,7 +527,7 @@ impl<'a> Context<'a> {
                 return None;
             }
             limit
-                .run(web::check(self, target, &resolved.addresses, uplink))
+                .run(web::check(self, target, &resolved.addresses, opts))
                 .await
         };
         let path = async {

@@ -7,22 +7,22 @@ use o365probe_core::report::HttpVerdict;
 
 use super::model::{Download, HttpReport};
 use super::{ms_std, round3, us, Context};
-use crate::config::{Target, Uplink};
+use crate::config::Target;
 use crate::download::{self, DownloadOptions};
 use crate::http::{self, HttpOptions};
 use crate::net::SocketOptions;
 
 /// One request to the target's URL (`https://host/` for 443), through the configured proxy or
-/// directly to the addresses the office's resolver gave.
+/// directly to the addresses the office's resolver gave, from a socket bound as `opts` says.
 pub(super) async fn check(
     ctx: &Context<'_>,
     target: &Target,
     resolved: &[IpAddr],
-    uplink: Option<&Uplink>,
+    opts: &SocketOptions,
 ) -> Option<HttpReport> {
     let url = http::url_for(target)?;
     let mut options = HttpOptions::for_url(&url, &ctx.config.http, &ctx.proxy_env);
-    options.bind = uplink.map(SocketOptions::uplink).unwrap_or_default();
+    options.bind = opts.clone();
     options.resolved = resolved.to_vec();
     let result = tokio::task::spawn_blocking(move || http::check(&url, &options)).await;
     let check = match result {

@@ -46,12 +46,6 @@ impl SocketOptions {
     }
 }
 
-impl From<&Uplink> for SocketOptions {
-    fn from(uplink: &Uplink) -> Self {
-        Self::uplink(uplink)
-    }
-}
-
 /// A socket could not be set up as the options ask.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
