@@ -117,6 +117,56 @@ fn an_empty_file_means_the_documented_defaults() {
     assert!(c.uplinks.is_empty());
 }
 
+/// Every default in docs/config.md's reference that can be written as a value is the default: setting
+/// a key of a single section to its documented default changes nothing.
+#[test]
+fn every_documented_default_is_the_default() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+        .expect("docs/config.md");
+    let defaults = Config::default();
+    let mut section = None;
+    let mut checked = Vec::new();
+    for line in doc.lines() {
+        if let Some(heading) = line.strip_prefix("### ") {
+            // `[dns]` is a single section; `[[target]]` and `[[uplink]]` are not defaults' business.
+            section = heading
+                .strip_prefix("`[")
+                .and_then(|h| h.split_once("]`"))
+                .map(|(name, _)| name.to_owned())
+                .filter(|name| !name.starts_with('['));
+            continue;
+        }
+        let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) else {
+            continue;
+        };
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let (Some(key), Some(default)) = (cells.first(), cells.get(2)) else {
+            continue;
+        };
+        let key = key.trim_end_matches('`');
+        // The default's first `code`: `"2s"`, `10485760` (10 MiB), `/etc/resolv.conf`.
+        let Some(value) = default
+            .strip_prefix('`')
+            .and_then(|d| d.split_once('`'))
+            .map(|(v, _)| v)
+        else {
+            continue;
+        };
+        let value = if value.starts_with('/') {
+            format!("{value:?}")
+        } else {
+            value.to_owned()
+        };
+        let text = format!("[{section}]\n{key} = {value}\n");
+        let path = write("config.toml", &text);
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(c, defaults, "{section}.{key}: documented default {value}");
+        checked.push(format!("{section}.{key}"));
+    }
+    // Nearly every key of the single sections says its default as a value.
+    assert!(checked.len() >= 30, "only {checked:?}");
+}
+
 /// The TOML and UCI examples of docs/config.md load, and say the same thing.
 #[test]
 fn the_documented_examples_load_and_agree() {
