@@ -16,6 +16,7 @@
 //! skipped whole, with the reason reported in [`Parsed::skipped`]; the rest of the list is kept.
 
 use crate::config::{self, check_host, Config, Instance, ProxyEnv, Target};
+use crate::http::{ProxyServer, USER_AGENT};
 use o365probe_core::report::{MAX_PORTS, MAX_TARGETS};
 use o365probe_core::wire::endpoint::{Category, ServiceArea};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -909,12 +910,15 @@ impl EndpointsClient {
         let mut request = minreq::get(url)
             .with_timeout(self.settings.timeout.as_secs().max(1))
             .with_header("Accept", "application/json")
-            .with_header("User-Agent", crate::http::USER_AGENT)
+            .with_header("User-Agent", USER_AGENT)
             .with_max_headers_size(64 * 1024)
             .with_max_status_line_length(1024)
             .with_max_redirects(3);
         if let Some(proxy) = &self.settings.proxy {
-            let proxy = minreq::Proxy::new(proxy).map_err(|e| transport(format!("proxy: {e}")))?;
+            // As the HTTP checks read it: percent-encoded credentials are decoded.
+            let proxy = ProxyServer::parse(proxy)
+                .and_then(|p| p.minreq())
+                .map_err(|e| transport(format!("proxy: {e}")))?;
             request = request.with_proxy(proxy);
         }
         let response = request.send_lazy().map_err(|e| transport(e.to_string()))?;

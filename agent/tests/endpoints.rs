@@ -725,3 +725,49 @@ fn another_tenant_does_not_reuse_the_cached_list() {
     let paths = server.take();
     assert!(paths[1].contains("TenantName=fabrikam"), "{paths:?}");
 }
+
+/// The service through a proxy whose password is percent-encoded in `[http] proxy`: the credentials
+/// go out decoded, as the HTTP checks send them, not as the encoded text.
+#[test]
+fn proxy_credentials_are_sent_as_the_http_checks_send_them() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        *record.lock().unwrap() = String::from_utf8_lossy(&head).into_owned();
+        let _ = conn
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+    });
+    let dir = state_dir();
+    let mut client = EndpointsClient::open(ClientSettings {
+        service_url: "http://192.0.2.1/".into(),
+        instance: Instance::Worldwide,
+        tenant: None,
+        state_dir: dir.clone(),
+        refresh_interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(5),
+        proxy: Some(format!("http://alice:won%20der%40land@{proxy}")),
+    })
+    .unwrap();
+    assert!(client.refresh(at(0)).is_err());
+    let head = seen.lock().unwrap().clone();
+    // base64("alice:won der@land")
+    assert!(
+        head.contains("Proxy-Authorization: Basic YWxpY2U6d29uIGRlckBsYW5k\r\n"),
+        "{head}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
