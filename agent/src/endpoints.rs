@@ -613,17 +613,38 @@ pub fn targets(sets: &[EndpointSet], selection: &Selection) -> Vec<Target> {
         if tcp.is_empty() && udp.is_empty() {
             continue;
         }
-        for url in &set.urls {
-            let Some(host) = url.host(selection.tenant.as_deref()) else {
-                continue;
-            };
-            if check_host(&host).is_err() {
+        let hosts: Vec<String> = set
+            .urls
+            .iter()
+            .filter_map(|url| url.host(selection.tenant.as_deref()))
+            .filter(|host| check_host(host).is_ok())
+            .collect();
+        // Teams media (set 11) lists only address ranges: its UDP ports are reached through the
+        // transport relay, which is what the STUN train needs a name for. The relay speaks TURN, not
+        // HTTPS, so it gets the media ports only.
+        let media_relay = set.service_area == ServiceArea::Teams
+            && !udp.is_empty()
+            && !hosts.iter().any(|h| is_teams_relay(h));
+        let mut wanted: Vec<(String, &[u16], &[u16])> = hosts
+            .into_iter()
+            .map(|host| {
+                // STUN answers only on the relays: UDP ports on a web front end (set 12 lists
+                // teams.microsoft.com with UDP 3478-3481) would read as "UDP blocked".
+                let udp: &[u16] = if is_teams_relay(&host) { &udp } else { &[] };
+                (host, tcp.as_slice(), udp)
+            })
+            .collect();
+        if media_relay {
+            wanted.push((TEAMS_RELAY.to_owned(), &[], &udp));
+        }
+        for (host, tcp, udp) in wanted {
+            if tcp.is_empty() && udp.is_empty() {
                 continue;
             }
             match out.iter_mut().find(|t| t.host == host) {
                 Some(t) => {
-                    merge_ports(&mut t.tcp, &tcp);
-                    merge_ports(&mut t.udp, &udp);
+                    merge_ports(&mut t.tcp, tcp);
+                    merge_ports(&mut t.udp, udp);
                     t.required |= set.required;
                     t.category = t.category.min(set.category);
                 }
@@ -631,8 +652,8 @@ pub fn targets(sets: &[EndpointSet], selection: &Selection) -> Vec<Target> {
                     host,
                     service: set.service_area,
                     category: set.category,
-                    tcp: tcp.clone(),
-                    udp: udp.clone(),
+                    tcp: tcp.to_vec(),
+                    udp: udp.to_vec(),
                     required: set.required,
                     http_path: None,
                 }),
@@ -642,6 +663,15 @@ pub fn targets(sets: &[EndpointSet], selection: &Selection) -> Vec<Target> {
     out.sort_by_key(|t| t.category);
     out.truncate(MAX_TARGETS);
     out
+}
+
+/// The Teams transport relay Microsoft's own connectivity test sends media probes to.
+pub const TEAMS_RELAY: &str = "world.tr.teams.microsoft.com";
+
+/// A Teams transport relay name (`world.tr.teams.microsoft.com`, `worldaz.tr.teams.microsoft.com`).
+fn is_teams_relay(host: &str) -> bool {
+    host.to_ascii_lowercase()
+        .ends_with(".tr.teams.microsoft.com")
 }
 
 fn merge_ports(into: &mut Vec<u16>, more: &[u16]) {

@@ -240,13 +240,14 @@ fn targets_follow_the_selection_and_merge_hosts() {
     let sets = parse(&fixture("endpoints-worldwide.json")).unwrap().sets;
     let t = targets(&sets, &all());
     let hosts: Vec<&str> = t.iter().map(|t| t.host.as_str()).collect();
-    // Optimize first; wildcards, IP-only sets and tenant names without a tenant left out; a host in two
-    // sets appears once.
+    // Optimize first; wildcards and tenant names without a tenant left out; a host in two sets appears
+    // once. The Teams media set lists only address ranges: its UDP ports go to the transport relay.
     assert_eq!(
         hosts,
         [
             "outlook.office.com",
             "outlook.office365.com",
+            "world.tr.teams.microsoft.com",
             "smtp.office365.com",
             "teams.microsoft.com",
             "login.microsoftonline.com",
@@ -261,10 +262,28 @@ fn targets_follow_the_selection_and_merge_hosts() {
         "the most demanding category of its sets"
     );
     assert_eq!(owa.tcp, [443, 80, 587], "ports of both sets");
-    let teams = &t[3];
+    let relay = &t[2];
+    assert_eq!(
+        (
+            relay.tcp.as_slice(),
+            relay.udp.as_slice(),
+            relay.category,
+            relay.required
+        ),
+        (
+            &[][..],
+            &[3478, 3479, 3480, 3481][..],
+            Category::Optimize,
+            true
+        )
+    );
+    // STUN answers only on the relays: the web front end of set 12 keeps its TCP port and no UDP, or
+    // its train would read as "UDP blocked".
+    let teams = &t[4];
+    assert_eq!(teams.host, "teams.microsoft.com");
     assert_eq!(
         (teams.tcp.as_slice(), teams.udp.as_slice()),
-        (&[443][..], &[3478, 3479, 3480, 3481][..])
+        (&[443][..], &[][..])
     );
 
     let only = Selection {
