@@ -246,7 +246,7 @@ fn teams(t: &TargetReport, out: &mut Findings) {
             )),
             "loss" => parts.push(format!(
                 "loss {} % (target < {} %)",
-                s.loss_percent,
+                s.loss_percent.unwrap_or(0.0),
                 assess::teams::CLIENT_MAX_LOSS.percent()
             )),
             "jitter" => parts.push(format!(

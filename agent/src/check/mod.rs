@@ -691,7 +691,7 @@ impl<'a> Context<'a> {
             lost: 0,
             duplicated: 0,
             reordered: 0,
-            loss_percent: 0.0,
+            loss_percent: None,
             rtt_min_ms: None,
             rtt_median_ms: None,
             rtt_p95_ms: None,
@@ -717,7 +717,7 @@ impl<'a> Context<'a> {
         report.duplicated = m.duplicated;
         report.reordered = m.reordered;
         // The core's loss, the one its Teams targets are judged on.
-        report.loss_percent = m.loss().map_or(0.0, |l| round3(l.percent()));
+        report.loss_percent = m.loss().map(|l| round3(l.percent()));
         if let Some(rtt) = m.rtt {
             report.rtt_min_ms = Some(us(rtt.min_us()));
             report.rtt_median_ms = Some(us(rtt.median_us()));

@@ -235,8 +235,8 @@ pub struct StunReport {
     pub duplicated: u16,
     /// Answers that overtook later ones.
     pub reordered: u16,
-    /// `lost / sent`, percent.
-    pub loss_percent: f64,
+    /// `lost / sent`, percent; null when nothing was sent.
+    pub loss_percent: Option<f64>,
     /// Round trip: fastest, median, 95th percentile.
     pub rtt_min_ms: Option<f64>,
     /// Median round trip.
@@ -320,8 +320,8 @@ pub struct Download {
     pub bytes: u64,
     /// Transfer time.
     pub duration_ms: f64,
-    /// Mean throughput, megabytes (10^6) per second.
-    pub mbytes_per_s: f64,
+    /// Mean throughput, megabytes (10^6) per second; null when no body came.
+    pub mbytes_per_s: Option<f64>,
     /// 25th percentile of per-interval throughput (Microsoft's SharePoint score input).
     pub p25_mbytes_per_s: Option<f64>,
     /// Median latency before the transfer.

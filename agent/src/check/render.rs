@@ -115,7 +115,7 @@ pub fn render(a: &Assessment, style: Style) -> String {
             Some(e) => format!("{}: {e}", d.url),
             None => format!(
                 "{:.1} MB/s ({} bytes in {:.1} s), latency {} idle, {} loaded",
-                d.mbytes_per_s,
+                d.mbytes_per_s.unwrap_or(0.0),
                 d.bytes,
                 d.duration_ms / 1000.0,
                 opt_ms(d.idle_latency_ms),
@@ -274,7 +274,7 @@ fn target(o: &mut String, t: &TargetReport, style: Style) {
                 "{} sent, {} lost ({:.1} %), RTT {}, jitter {}, MOS {}",
                 s.sent,
                 s.lost,
-                s.loss_percent,
+                s.loss_percent.unwrap_or(0.0),
                 opt_ms(s.rtt_median_ms),
                 opt_ms(s.jitter_ms),
                 s.mos.map_or_else(|| "-".into(), |m| format!("{m:.2}"))

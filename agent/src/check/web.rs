@@ -71,7 +71,7 @@ pub(super) async fn download(
                 url,
                 bytes: 0,
                 duration_ms: 0.0,
-                mbytes_per_s: 0.0,
+                mbytes_per_s: None,
                 p25_mbytes_per_s: None,
                 idle_latency_ms: None,
                 loaded_latency_ms: None,
@@ -84,7 +84,7 @@ pub(super) async fn download(
     Some(Download {
         bytes: m.bytes,
         duration_ms: ms_std(m.duration),
-        mbytes_per_s: m.throughput().map_or(0.0, mb),
+        mbytes_per_s: m.throughput().map(mb),
         p25_mbytes_per_s: m.p25_throughput().map(mb),
         idle_latency_ms: median(m.idle_latency()),
         loaded_latency_ms: median(m.loaded_latency()),
