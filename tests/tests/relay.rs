@@ -1286,6 +1286,26 @@ fn median_scheduling_error_is_sub_millisecond() {
     if !have_root("median_scheduling_error_is_sub_millisecond") {
         return;
     }
+    // A few µs on a quiet host; 0.1-0.34 ms was seen while this VM's host stole time from it, and
+    // 0.16 ms while another test's lab (ten relays spinning at real-time priority) was exiting. Host
+    // noise comes and goes, a scheduler that sleeps instead of waking on time is late on every train:
+    // a second train decides.
+    let mut failures = Vec::new();
+    for attempt in 1..=2 {
+        match scheduling_train() {
+            Ok(()) => return,
+            Err(why) => {
+                eprintln!("train {attempt}: {why}");
+                failures.push(why);
+            }
+        }
+    }
+    panic!("the relay was late on both trains: {failures:?}");
+}
+
+/// 2000 frames each way at 1 ms spacing: the median and p99 of how late the relay sent them, checked
+/// against its own log and against what the receivers saw.
+fn scheduling_train() -> Result<(), String> {
     // Jitter smaller than the spacing of frames: every frame has a due time of its own, so the
     // lateness is the scheduler's alone (frames due together also wait for each other's writes).
     let jittered = |direction, prefix| Rule {
@@ -1318,11 +1338,15 @@ fn median_scheduling_error_is_sub_millisecond() {
         Duration::from_millis(100),
     );
     let (stats, log) = pair.finish();
+    eprintln!("relay's own summary: {stats:?}");
+    let mut late_trains = Vec::new();
     for (result, (dir, dport)) in results
         .iter()
         .zip([(Direction::AtoB, 5901), (Direction::BtoA, 5902)])
     {
         let records = flow(&log, dir, dport);
+        // What the log says happened must hold whatever the host did.
+        log_agrees_with_measurement(&records, result, &format!("{dir:?} under load"));
         let late: Vec<f64> = records
             .iter()
             .filter_map(|r| r.late_ns)
@@ -1340,15 +1364,22 @@ fn median_scheduling_error_is_sub_millisecond() {
             p99 / 1e3,
             max / 1e3
         );
-        // A few µs on a quiet host; 0.16 ms was seen while another test's lab (ten relays spinning at
-        // real-time priority) was still exiting. A scheduler that sleeps instead of waking on time is
-        // late by far more than that at the median.
-        assert!(p50 < 0.5 * MS, "{dir:?}: median lateness {p50} ns");
-        assert!(p99 < TAIL, "{dir:?}: p99 lateness {p99} ns");
-        log_agrees_with_measurement(&records, result, &format!("{dir:?} under load"));
+        if p50 >= 0.5 * MS || p99 >= TAIL {
+            late_trains.push(format!(
+                "{dir:?}: p50 {:.1} µs, p99 {:.1} µs",
+                p50 / 1e3,
+                p99 / 1e3
+            ));
+        }
     }
-    eprintln!("relay's own summary: {stats:?}");
-    assert!(stats.a_to_b.late_p99_ns < TAIL as u64 && stats.b_to_a.late_p99_ns < TAIL as u64);
+    if stats.a_to_b.late_p99_ns >= TAIL as u64 || stats.b_to_a.late_p99_ns >= TAIL as u64 {
+        late_trains.push(format!("relay's own p99: {stats:?}"));
+    }
+    if late_trains.is_empty() {
+        Ok(())
+    } else {
+        Err(late_trains.join("; "))
+    }
 }
 
 /// The relay process the lab launches, killed if a test ends early.
