@@ -1,6 +1,8 @@
 //! The WAN relay proven against the clock: two namespaces joined only by the relay, UDP trains carrying
 //! their send time, kernel receive timestamps on the far side, and the relay's own log compared with
-//! both. Needs root (namespaces, TAP devices); without it every test says so and passes vacuously.
+//! both. Timing comparisons that the host decides as much as the relay get a second run
+//! (`assert_timing!`); everything the relay decides alone fails at once. Needs root (namespaces, TAP
+//! devices); without it every test says so and passes vacuously.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -38,6 +40,41 @@ fn have_root(test: &str) -> bool {
     }
     eprintln!("skipping {test}: needs root to create network namespaces and TAP devices");
     false
+}
+
+/// A timing comparison the host decides as much as the relay: a virtual CPU its host deschedules for
+/// milliseconds moves a median of a few hundred probes by more than the relay's error ever does.
+struct HostNoise(String);
+
+/// `assert!` for host timing: fails with [`HostNoise`], which [`retry_on_host_noise`] gives a second
+/// run. Everything the relay decides alone (what was dropped, duplicated, reordered, logged, the
+/// delays it drew) stays a plain `assert!` and fails at once.
+macro_rules! assert_timing {
+    ($cond:expr, $($arg:tt)+) => {
+        let held: bool = $cond;
+        if !held {
+            let why = format!($($arg)+);
+            eprintln!("host timing: {why}");
+            std::panic::panic_any(HostNoise(why));
+        }
+    };
+}
+
+/// Runs a timing test, and once more if only a host-timing comparison failed: host noise comes and
+/// goes, a relay that schedules wrongly is off on both runs.
+fn retry_on_host_noise(test: impl Fn()) {
+    for attempt in 1..=2 {
+        let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&test)) else {
+            return;
+        };
+        match payload.downcast::<HostNoise>() {
+            Ok(noise) if attempt == 1 => {
+                eprintln!("run 1 off by host timing, once more: {}", noise.0)
+            }
+            Ok(noise) => panic!("host timing off on both runs; the second: {}", noise.0),
+            Err(other) => std::panic::resume_unwind(other),
+        }
+    }
 }
 
 fn ip(args: &[&str]) {
@@ -525,8 +562,8 @@ fn log_agrees_with_measurement(
         min >= 0.0,
         "{what}: a probe arrived before the log says it was sent ({min} ns)"
     );
-    assert!(p50 < 0.3 * MS, "{what}: median host latency {p50} ns");
-    assert!(p99 < TAIL, "{what}: p99 host latency {p99} ns");
+    assert_timing!(p50 < 0.3 * MS, "{what}: median host latency {p50} ns");
+    assert_timing!(p99 < TAIL, "{what}: p99 host latency {p99} ns");
     overhead
 }
 
@@ -547,66 +584,68 @@ fn fixed_delay_is_applied_in_each_direction_separately() {
     if !have_root("fixed_delay_is_applied_in_each_direction_separately") {
         return;
     }
-    let rules = vec![
-        rule(Direction::AtoB, "198.51.100.0/24", 30.0),
-        rule(Direction::BtoA, "198.51.100.0/24", 10.0),
-        rule(Direction::AtoB, "2001:db8:1::/64", 25.0),
-        rule(Direction::BtoA, "2001:db8:1::/64", 15.0),
-    ];
-    let mut pair = Pair::new(rules, 1);
-    let cases = [
-        (Side::A, "198.51.100.2:5001", 30.0),
-        (Side::B, "198.51.100.1:5002", 10.0),
-        (Side::A, "[2001:db8:1::2]:5003", 25.0),
-        (Side::B, "[2001:db8:1::1]:5004", 15.0),
-    ];
-    let mut results = Vec::new();
-    for (from, to, _) in cases {
-        let train = Train {
-            from,
-            to: addr(to),
-            count: 200,
-            interval: Duration::from_millis(2),
-            payload: 64,
-        };
-        results.extend(run_trains(&pair.lab, &[train], Duration::from_millis(100)));
-    }
-    let (_, log) = pair.finish();
-    for ((from, to, delay_ms), result) in cases.iter().zip(&results) {
-        let what = format!("{from:?} -> {to}");
-        assert!(result.lost().is_empty(), "{what}: lost {:?}", result.lost());
-        let owd: Vec<f64> = result
-            .first_copies()
-            .values()
-            .map(|a| a.one_way_ns() as f64)
-            .collect();
-        let excess: Vec<f64> = owd.iter().map(|d| d - delay_ms * MS).collect();
-        let min = excess.iter().copied().fold(f64::INFINITY, f64::min);
-        let p50 = quantile(&excess, 0.5);
-        let p99 = quantile(&excess, 0.99);
-        eprintln!(
-            "{what}: one-way delay - {delay_ms} ms: min {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
-            min / 1e3,
-            p50 / 1e3,
-            p99 / 1e3
-        );
-        assert!(min >= 0.0, "{what}: a probe arrived {min} ns early");
-        assert!(p50 < 0.3 * MS && p99 < TAIL, "{what}: p50 {p50} p99 {p99}");
-        let dir = if *from == Side::A {
-            Direction::AtoB
-        } else {
-            Direction::BtoA
-        };
-        let records = flow(&log, dir, addr(to).port());
-        for record in &records {
-            assert_eq!(
-                record.delay_ns,
-                Some((delay_ms * MS) as u64),
-                "{what}: {record:?}"
-            );
+    retry_on_host_noise(|| {
+        let rules = vec![
+            rule(Direction::AtoB, "198.51.100.0/24", 30.0),
+            rule(Direction::BtoA, "198.51.100.0/24", 10.0),
+            rule(Direction::AtoB, "2001:db8:1::/64", 25.0),
+            rule(Direction::BtoA, "2001:db8:1::/64", 15.0),
+        ];
+        let mut pair = Pair::new(rules, 1);
+        let cases = [
+            (Side::A, "198.51.100.2:5001", 30.0),
+            (Side::B, "198.51.100.1:5002", 10.0),
+            (Side::A, "[2001:db8:1::2]:5003", 25.0),
+            (Side::B, "[2001:db8:1::1]:5004", 15.0),
+        ];
+        let mut results = Vec::new();
+        for (from, to, _) in cases {
+            let train = Train {
+                from,
+                to: addr(to),
+                count: 200,
+                interval: Duration::from_millis(2),
+                payload: 64,
+            };
+            results.extend(run_trains(&pair.lab, &[train], Duration::from_millis(100)));
         }
-        log_agrees_with_measurement(&records, result, &what);
-    }
+        let (_, log) = pair.finish();
+        for ((from, to, delay_ms), result) in cases.iter().zip(&results) {
+            let what = format!("{from:?} -> {to}");
+            assert!(result.lost().is_empty(), "{what}: lost {:?}", result.lost());
+            let owd: Vec<f64> = result
+                .first_copies()
+                .values()
+                .map(|a| a.one_way_ns() as f64)
+                .collect();
+            let excess: Vec<f64> = owd.iter().map(|d| d - delay_ms * MS).collect();
+            let min = excess.iter().copied().fold(f64::INFINITY, f64::min);
+            let p50 = quantile(&excess, 0.5);
+            let p99 = quantile(&excess, 0.99);
+            eprintln!(
+                "{what}: one-way delay - {delay_ms} ms: min {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+                min / 1e3,
+                p50 / 1e3,
+                p99 / 1e3
+            );
+            assert!(min >= 0.0, "{what}: a probe arrived {min} ns early");
+            assert_timing!(p50 < 0.3 * MS && p99 < TAIL, "{what}: p50 {p50} p99 {p99}");
+            let dir = if *from == Side::A {
+                Direction::AtoB
+            } else {
+                Direction::BtoA
+            };
+            let records = flow(&log, dir, addr(to).port());
+            for record in &records {
+                assert_eq!(
+                    record.delay_ns,
+                    Some((delay_ms * MS) as u64),
+                    "{what}: {record:?}"
+                );
+            }
+            log_agrees_with_measurement(&records, result, &what);
+        }
+    });
 }
 
 #[test]
@@ -615,112 +654,118 @@ fn jitter_spreads_as_configured_and_never_reorders() {
     if !have_root("jitter_spreads_as_configured_and_never_reorders") {
         return;
     }
-    let uniform = Rule {
-        jitter: Some(Jitter {
-            dist: JitterDist::Uniform,
-            ms: 4.0,
-        }),
-        ..rule(Direction::AtoB, "203.0.113.0/24", 20.0)
-    };
-    let normal = Rule {
-        jitter: Some(Jitter {
-            dist: JitterDist::Normal,
-            ms: 2.0,
-        }),
-        ..rule(Direction::AtoB, "192.0.2.0/24", 20.0)
-    };
-    // Frames 0.5 ms apart against σ = 10 ms: without the ordering rule most would overtake others.
-    let dense = Rule {
-        jitter: Some(Jitter {
-            dist: JitterDist::Normal,
-            ms: 10.0,
-        }),
-        ..rule(Direction::AtoB, "2001:db8:2::/64", 30.0)
-    };
-    let mut pair = Pair::new(vec![uniform, normal, dense], 2);
-    // 10 ms apart, the spread of the first two never brings two frames closer than each other's
-    // jitter allows, so the measured spread is the distribution's own.
-    let sparse = |to: &str| Train {
-        from: Side::A,
-        to: addr(to),
-        count: 300,
-        interval: Duration::from_millis(10),
-        payload: 64,
-    };
-    let results = run_trains(
-        &pair.lab,
-        &[
-            sparse("203.0.113.10:5101"),
-            sparse("192.0.2.10:5102"),
-            Train {
-                from: Side::A,
-                to: addr("[2001:db8:2::10]:5103"),
-                count: 1000,
-                interval: Duration::from_micros(500),
-                payload: 64,
-            },
-        ],
-        Duration::from_millis(200),
-    );
-    let (_, log) = pair.finish();
-    for (result, (what, sd_expected, dport)) in results.iter().zip([
-        ("uniform ±4 ms", 4.0 / 3f64.sqrt(), 5101),
-        ("normal σ 2 ms", 2.0, 5102),
-        ("normal σ 10 ms, dense", 10.0, 5103),
-    ]) {
-        assert!(result.lost().is_empty(), "{what}: lost {:?}", result.lost());
-        let order: Vec<u64> = result.arrivals.iter().map(|a| a.seq).collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "{what}: probes arrived out of order"
+    retry_on_host_noise(|| {
+        let uniform = Rule {
+            jitter: Some(Jitter {
+                dist: JitterDist::Uniform,
+                ms: 4.0,
+            }),
+            ..rule(Direction::AtoB, "203.0.113.0/24", 20.0)
+        };
+        let normal = Rule {
+            jitter: Some(Jitter {
+                dist: JitterDist::Normal,
+                ms: 2.0,
+            }),
+            ..rule(Direction::AtoB, "192.0.2.0/24", 20.0)
+        };
+        // Frames 0.5 ms apart against σ = 10 ms: without the ordering rule most would overtake others.
+        let dense = Rule {
+            jitter: Some(Jitter {
+                dist: JitterDist::Normal,
+                ms: 10.0,
+            }),
+            ..rule(Direction::AtoB, "2001:db8:2::/64", 30.0)
+        };
+        let mut pair = Pair::new(vec![uniform, normal, dense], 2);
+        // 10 ms apart, the spread of the first two never brings two frames closer than each other's
+        // jitter allows, so the measured spread is the distribution's own.
+        let sparse = |to: &str| Train {
+            from: Side::A,
+            to: addr(to),
+            count: 300,
+            interval: Duration::from_millis(10),
+            payload: 64,
+        };
+        let results = run_trains(
+            &pair.lab,
+            &[
+                sparse("203.0.113.10:5101"),
+                sparse("192.0.2.10:5102"),
+                Train {
+                    from: Side::A,
+                    to: addr("[2001:db8:2::10]:5103"),
+                    count: 1000,
+                    interval: Duration::from_micros(500),
+                    payload: 64,
+                },
+            ],
+            Duration::from_millis(200),
         );
-        let owd_ms: Vec<f64> = result
-            .arrivals
-            .iter()
-            .map(|a| a.one_way_ns() as f64 / MS)
-            .collect();
-        let records = flow(&log, Direction::AtoB, dport);
-        log_agrees_with_measurement(&records, result, what);
-        // The relay's own draws, exact in the log: their spread is the configured one.
-        let scheduled_ms: Vec<f64> = records
-            .iter()
-            .filter_map(|r| r.delay_ns)
-            .map(|d| d as f64 / MS)
-            .collect();
-        assert_eq!(scheduled_ms.len(), owd_ms.len(), "{what}: scheduled delays");
-        let (mean, sd) = mean_sd(&scheduled_ms);
-        let (owd_mean, owd_sd) = mean_sd(&owd_ms);
-        eprintln!(
-            "{what}: scheduled delay mean {mean:.3} ms, sd {sd:.3} ms; \
+        let (_, log) = pair.finish();
+        for (result, (what, sd_expected, dport)) in results.iter().zip([
+            ("uniform ±4 ms", 4.0 / 3f64.sqrt(), 5101),
+            ("normal σ 2 ms", 2.0, 5102),
+            ("normal σ 10 ms, dense", 10.0, 5103),
+        ]) {
+            assert!(result.lost().is_empty(), "{what}: lost {:?}", result.lost());
+            let order: Vec<u64> = result.arrivals.iter().map(|a| a.seq).collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "{what}: probes arrived out of order"
+            );
+            let owd_ms: Vec<f64> = result
+                .arrivals
+                .iter()
+                .map(|a| a.one_way_ns() as f64 / MS)
+                .collect();
+            let records = flow(&log, Direction::AtoB, dport);
+            log_agrees_with_measurement(&records, result, what);
+            // The relay's own draws, exact in the log: their spread is the configured one.
+            let scheduled_ms: Vec<f64> = records
+                .iter()
+                .filter_map(|r| r.delay_ns)
+                .map(|d| d as f64 / MS)
+                .collect();
+            assert_eq!(scheduled_ms.len(), owd_ms.len(), "{what}: scheduled delays");
+            let (mean, sd) = mean_sd(&scheduled_ms);
+            let (owd_mean, owd_sd) = mean_sd(&owd_ms);
+            eprintln!(
+                "{what}: scheduled delay mean {mean:.3} ms, sd {sd:.3} ms; \
              measured mean {owd_mean:.3} ms, sd {owd_sd:.3} ms"
-        );
-        if dport == 5103 {
-            // Held back behind earlier frames, the spread narrows but the delays still vary widely.
-            assert!(sd > 3.0, "{what}: sd {sd} ms: jitter was not applied");
-        } else {
-            // Standard error of the mean is σ/√300 ≈ 0.13 ms.
-            assert!((mean - 20.0).abs() < 0.5, "{what}: mean {mean} ms");
-            // The sd estimate's relative standard error is 1/√600 ≈ 4 %.
-            assert!((sd / sd_expected - 1.0).abs() < 0.15, "{what}: sd {sd} ms");
-        }
-        if dport == 5101 {
-            assert!(
-                scheduled_ms.iter().all(|d| (16.0..=24.0).contains(d)),
-                "{what}: scheduled delays outside 20 ± 4 ms"
             );
+            if dport == 5103 {
+                // Held back behind earlier frames, the spread narrows but the delays still vary widely.
+                assert!(sd > 3.0, "{what}: sd {sd} ms: jitter was not applied");
+            } else {
+                // Standard error of the mean is σ/√300 ≈ 0.13 ms.
+                assert!((mean - 20.0).abs() < 0.5, "{what}: mean {mean} ms");
+                // The sd estimate's relative standard error is 1/√600 ≈ 4 %.
+                assert!((sd / sd_expected - 1.0).abs() < 0.15, "{what}: sd {sd} ms");
+            }
+            if dport == 5101 {
+                assert!(
+                    scheduled_ms.iter().all(|d| (16.0..=24.0).contains(d)),
+                    "{what}: scheduled delays outside 20 ± 4 ms"
+                );
+            }
+            // Measured, the same spread: each decile and quartile of the one-way delays at or just above
+            // the scheduled one. Never below (no probe beats its schedule, which
+            // log_agrees_with_measurement checks one by one); the host's tail moves a few probes, so
+            // neither extreme is compared, as a single probe decides it.
+            for q in [0.1, 0.25, 0.5, 0.75, 0.9] {
+                let (measured, scheduled) = (quantile(&owd_ms, q), quantile(&scheduled_ms, q));
+                assert!(
+                    measured >= scheduled,
+                    "{what}: quantile {q} beat its schedule"
+                );
+                assert_timing!(
+                    measured - scheduled < 0.5,
+                    "{what}: quantile {q} measured {measured} ms, scheduled {scheduled} ms"
+                );
+            }
         }
-        // Measured, the same spread: each decile and quartile of the one-way delays at or just above
-        // the scheduled one. Never below (no probe beats its schedule, which
-        // log_agrees_with_measurement checks one by one); the host's tail moves a few probes, so
-        // neither extreme is compared, as a single probe decides it.
-        for q in [0.1, 0.25, 0.5, 0.75, 0.9] {
-            let (measured, scheduled) = (quantile(&owd_ms, q), quantile(&scheduled_ms, q));
-            assert!(
-                measured >= scheduled && measured - scheduled < 0.5,
-                "{what}: quantile {q} measured {measured} ms, scheduled {scheduled} ms"
-            );
-        }
-    }
+    });
 }
 
 #[test]
@@ -819,87 +864,89 @@ fn duplicates_arrive_as_logged() {
     if !have_root("duplicates_arrive_as_logged") {
         return;
     }
-    let doubling = Rule {
-        duplicate: 0.1,
-        ..rule(Direction::AtoB, "203.0.113.0/24", 5.0)
-    };
-    let mut pair = Pair::new(vec![doubling], 5);
-    let n = 1000;
-    let results = run_trains(
-        &pair.lab,
-        &[Train {
-            from: Side::A,
-            to: addr("203.0.113.10:5401"),
-            count: n,
-            interval: Duration::from_micros(500),
-            payload: 64,
-        }],
-        Duration::from_millis(100),
-    );
-    let (stats, log) = pair.finish();
-    let mut copies: BTreeMap<u64, Vec<Arrival>> = BTreeMap::new();
-    for a in &results[0].arrivals {
-        copies.entry(a.seq).or_default().push(*a);
-    }
-    assert_eq!(copies.len() as u64, n, "every probe arrives");
-    let doubled: BTreeSet<u64> = copies
-        .iter()
-        .filter(|(_, c)| c.len() > 1)
-        .map(|(&s, _)| s)
-        .collect();
-    assert!(
-        copies.values().all(|c| c.len() <= 2),
-        "a probe arrived three times"
-    );
-    // Binomial(1000, 0.1): mean 100, σ 9.5.
-    assert!(
-        (65..=135).contains(&doubled.len()),
-        "{} duplicated",
-        doubled.len()
-    );
-    let originals = flow(&log, Direction::AtoB, 5401);
-    let logged: BTreeSet<u64> = log
-        .iter()
-        .filter(|r| r.event == FrameEvent::Duplicated && r.dport == Some(5401))
-        .map(|r| originals.iter().position(|o| o.seq == r.seq).unwrap() as u64)
-        .collect();
-    assert_eq!(doubled, logged, "duplicated probes differ from the log");
-    assert_eq!(stats.a_to_b.duplicated, doubled.len() as u64);
-    // The relay sends each copy right after its original, with the same scheduled delay: in the log's
-    // send order of the flow nothing comes between them.
-    let mut sent: Vec<&LogRecord> = log
-        .iter()
-        .filter(|r| r.dir == Direction::AtoB && r.dport == Some(5401) && r.sent_ns.is_some())
-        .collect();
-    sent.sort_by_key(|r| r.sent_ns);
-    for (i, copy) in sent.iter().enumerate() {
-        if copy.event != FrameEvent::Duplicated {
-            continue;
-        }
-        let original = i.checked_sub(1).map(|k| sent[k]);
-        assert!(
-            original.is_some_and(|o| o.seq == copy.seq
-                && o.event == FrameEvent::Forwarded
-                && o.delay_ns == copy.delay_ns),
-            "copy {copy:?} not sent right after its original {original:?}"
+    retry_on_host_noise(|| {
+        let doubling = Rule {
+            duplicate: 0.1,
+            ..rule(Direction::AtoB, "203.0.113.0/24", 5.0)
+        };
+        let mut pair = Pair::new(vec![doubling], 5);
+        let n = 1000;
+        let results = run_trains(
+            &pair.lab,
+            &[Train {
+                from: Side::A,
+                to: addr("203.0.113.10:5401"),
+                count: n,
+                interval: Duration::from_micros(500),
+                payload: 64,
+            }],
+            Duration::from_millis(100),
         );
-    }
-    // Measured, the copy follows within the tens of microseconds a write takes; the host's tail
-    // stretches a few gaps, never the median.
-    let gaps: Vec<f64> = doubled
-        .iter()
-        .map(|seq| (copies[seq][1].received_ns - copies[seq][0].received_ns) as f64)
-        .collect();
-    let (median, max) = (quantile(&gaps, 0.5), quantile(&gaps, 1.0));
-    eprintln!(
-        "duplicates: copy after original: median {:.1} µs, max {:.1} µs",
-        median / 1e3,
-        max / 1e3
-    );
-    assert!(
-        median < 0.3 * MS && max < TAIL,
-        "copies came after their originals by a median {median} ns, at most {max} ns"
-    );
+        let (stats, log) = pair.finish();
+        let mut copies: BTreeMap<u64, Vec<Arrival>> = BTreeMap::new();
+        for a in &results[0].arrivals {
+            copies.entry(a.seq).or_default().push(*a);
+        }
+        assert_eq!(copies.len() as u64, n, "every probe arrives");
+        let doubled: BTreeSet<u64> = copies
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(&s, _)| s)
+            .collect();
+        assert!(
+            copies.values().all(|c| c.len() <= 2),
+            "a probe arrived three times"
+        );
+        // Binomial(1000, 0.1): mean 100, σ 9.5.
+        assert!(
+            (65..=135).contains(&doubled.len()),
+            "{} duplicated",
+            doubled.len()
+        );
+        let originals = flow(&log, Direction::AtoB, 5401);
+        let logged: BTreeSet<u64> = log
+            .iter()
+            .filter(|r| r.event == FrameEvent::Duplicated && r.dport == Some(5401))
+            .map(|r| originals.iter().position(|o| o.seq == r.seq).unwrap() as u64)
+            .collect();
+        assert_eq!(doubled, logged, "duplicated probes differ from the log");
+        assert_eq!(stats.a_to_b.duplicated, doubled.len() as u64);
+        // The relay sends each copy right after its original, with the same scheduled delay: in the log's
+        // send order of the flow nothing comes between them.
+        let mut sent: Vec<&LogRecord> = log
+            .iter()
+            .filter(|r| r.dir == Direction::AtoB && r.dport == Some(5401) && r.sent_ns.is_some())
+            .collect();
+        sent.sort_by_key(|r| r.sent_ns);
+        for (i, copy) in sent.iter().enumerate() {
+            if copy.event != FrameEvent::Duplicated {
+                continue;
+            }
+            let original = i.checked_sub(1).map(|k| sent[k]);
+            assert!(
+                original.is_some_and(|o| o.seq == copy.seq
+                    && o.event == FrameEvent::Forwarded
+                    && o.delay_ns == copy.delay_ns),
+                "copy {copy:?} not sent right after its original {original:?}"
+            );
+        }
+        // Measured, the copy follows within the tens of microseconds a write takes; the host's tail
+        // stretches a few gaps, never the median.
+        let gaps: Vec<f64> = doubled
+            .iter()
+            .map(|seq| (copies[seq][1].received_ns - copies[seq][0].received_ns) as f64)
+            .collect();
+        let (median, max) = (quantile(&gaps, 0.5), quantile(&gaps, 1.0));
+        eprintln!(
+            "duplicates: copy after original: median {:.1} µs, max {:.1} µs",
+            median / 1e3,
+            max / 1e3
+        );
+        assert_timing!(
+            median < 0.3 * MS && max < TAIL,
+            "copies came after their originals by a median {median} ns, at most {max} ns"
+        );
+    });
 }
 
 #[test]
@@ -908,116 +955,118 @@ fn reordering_happens_only_when_asked_and_as_logged() {
     if !have_root("reordering_happens_only_when_asked_and_as_logged") {
         return;
     }
-    let shuffling = Rule {
-        reorder: Some(Reorder {
-            p: 0.05,
-            extra_delay_ms: 5.0,
-        }),
-        ..rule(Direction::AtoB, "198.51.100.0/24", 10.0)
-    };
-    let mut pair = Pair::new(vec![shuffling], 6);
-    let n = 1000;
-    let results = run_trains(
-        &pair.lab,
-        &[Train {
-            from: Side::A,
-            to: addr("198.51.100.2:5501"),
-            count: n,
-            interval: Duration::from_micros(500),
-            payload: 64,
-        }],
-        Duration::from_millis(100),
-    );
-    let (_, log) = pair.finish();
-    let records = flow(&log, Direction::AtoB, 5501);
-    assert_eq!(records.len() as u64, n, "the relay logged every probe");
-    // The relay's decisions, exact in the log: 10 ms, or 10 + 5 ms for the probes it held back.
-    for (seq, record) in records.iter().enumerate() {
-        let scheduled = if record.reordered {
-            15_000_000
-        } else {
-            10_000_000
+    retry_on_host_noise(|| {
+        let shuffling = Rule {
+            reorder: Some(Reorder {
+                p: 0.05,
+                extra_delay_ms: 5.0,
+            }),
+            ..rule(Direction::AtoB, "198.51.100.0/24", 10.0)
         };
-        assert_eq!(record.delay_ns, Some(scheduled), "probe {seq}: {record:?}");
-    }
-    let logged: BTreeSet<u64> = (0..n).filter(|&i| records[i as usize].reordered).collect();
-    // Binomial(1000, 0.05): mean 50, σ 6.9.
-    assert!(
-        (25..=75).contains(&logged.len()),
-        "{} held back",
-        logged.len()
-    );
-    // The order the relay scheduled (due time, then arrival), the order it sent in (the log's send
-    // stamps, taken as each write began) and the order the far side received in are one order.
-    let due = |seq: u64| {
-        let record = records[seq as usize];
-        record.arrival_ns + record.delay_ns.unwrap_or(0)
-    };
-    let mut scheduled: Vec<u64> = (0..n).collect();
-    scheduled.sort_by_key(|&seq| (due(seq), seq));
-    let mut sent: Vec<u64> = (0..n).collect();
-    sent.sort_by_key(|&seq| records[seq as usize].sent_ns);
-    assert_eq!(
-        first_difference(&sent, &scheduled),
-        None,
-        "the relay sent probes out of their scheduled order (sent, scheduled)"
-    );
-    let order: Vec<u64> = results[0].arrivals.iter().map(|a| a.seq).collect();
-    assert_eq!(order.len() as u64, n);
-    assert_eq!(
-        first_difference(&order, &sent),
-        None,
-        "probes arrived in another order than the log says they were sent (received, sent)"
-    );
-    // A probe was overtaken if some later probe arrived before it: only ever one the relay chose to
-    // hold back. A held-back probe escapes being overtaken only when no later probe reached the
-    // relay within the extra 5 ms (the sender's host paused), which is not the relay's doing.
-    let held = overtaken(&order);
-    assert!(
-        held.is_subset(&logged),
-        "probes overtaken that the log does not say were held back: {:?}",
-        held.difference(&logged).collect::<Vec<_>>()
-    );
-    let sent_at = results[0].first_copies();
-    for &seq in logged.difference(&held) {
-        let (this, next) = (seq as usize, seq as usize + 1);
-        let Some(next_record) = records.get(next) else {
-            continue; // the last probe: nothing could overtake it
+        let mut pair = Pair::new(vec![shuffling], 6);
+        let n = 1000;
+        let results = run_trains(
+            &pair.lab,
+            &[Train {
+                from: Side::A,
+                to: addr("198.51.100.2:5501"),
+                count: n,
+                interval: Duration::from_micros(500),
+                payload: 64,
+            }],
+            Duration::from_millis(100),
+        );
+        let (_, log) = pair.finish();
+        let records = flow(&log, Direction::AtoB, 5501);
+        assert_eq!(records.len() as u64, n, "the relay logged every probe");
+        // The relay's decisions, exact in the log: 10 ms, or 10 + 5 ms for the probes it held back.
+        for (seq, record) in records.iter().enumerate() {
+            let scheduled = if record.reordered {
+                15_000_000
+            } else {
+                10_000_000
+            };
+            assert_eq!(record.delay_ns, Some(scheduled), "probe {seq}: {record:?}");
+        }
+        let logged: BTreeSet<u64> = (0..n).filter(|&i| records[i as usize].reordered).collect();
+        // Binomial(1000, 0.05): mean 50, σ 6.9.
+        assert!(
+            (25..=75).contains(&logged.len()),
+            "{} held back",
+            logged.len()
+        );
+        // The order the relay scheduled (due time, then arrival), the order it sent in (the log's send
+        // stamps, taken as each write began) and the order the far side received in are one order.
+        let due = |seq: u64| {
+            let record = records[seq as usize];
+            record.arrival_ns + record.delay_ns.unwrap_or(0)
         };
-        let relay_gap = next_record.arrival_ns - records[this].arrival_ns;
-        let sender_gap = sent_at[&(next as u64)].sent_ns as i64 - sent_at[&seq].sent_ns as i64;
-        eprintln!(
+        let mut scheduled: Vec<u64> = (0..n).collect();
+        scheduled.sort_by_key(|&seq| (due(seq), seq));
+        let mut sent: Vec<u64> = (0..n).collect();
+        sent.sort_by_key(|&seq| records[seq as usize].sent_ns);
+        assert_eq!(
+            first_difference(&sent, &scheduled),
+            None,
+            "the relay sent probes out of their scheduled order (sent, scheduled)"
+        );
+        let order: Vec<u64> = results[0].arrivals.iter().map(|a| a.seq).collect();
+        assert_eq!(order.len() as u64, n);
+        assert_eq!(
+            first_difference(&order, &sent),
+            None,
+            "probes arrived in another order than the log says they were sent (received, sent)"
+        );
+        // A probe was overtaken if some later probe arrived before it: only ever one the relay chose to
+        // hold back. A held-back probe escapes being overtaken only when no later probe reached the
+        // relay within the extra 5 ms (the sender's host paused), which is not the relay's doing.
+        let held = overtaken(&order);
+        assert!(
+            held.is_subset(&logged),
+            "probes overtaken that the log does not say were held back: {:?}",
+            held.difference(&logged).collect::<Vec<_>>()
+        );
+        let sent_at = results[0].first_copies();
+        for &seq in logged.difference(&held) {
+            let (this, next) = (seq as usize, seq as usize + 1);
+            let Some(next_record) = records.get(next) else {
+                continue; // the last probe: nothing could overtake it
+            };
+            let relay_gap = next_record.arrival_ns - records[this].arrival_ns;
+            let sender_gap = sent_at[&(next as u64)].sent_ns as i64 - sent_at[&seq].sent_ns as i64;
+            eprintln!(
             "reorder: held-back probe {seq} not overtaken: the next probe was sent {:.3} ms and \
              read by the relay {:.3} ms after it",
             sender_gap as f64 / MS,
             relay_gap as f64 / MS
         );
-        assert!(
+            assert!(
             relay_gap >= 5_000_000,
             "held-back probe {seq} was not overtaken although the next probe was scheduled ahead"
         );
-    }
-    eprintln!(
-        "reorder: {} held back, {} overtaken",
-        logged.len(),
-        held.len()
-    );
-    // Measured, held-back probes take the extra delay: never less, and typically within a fraction
-    // of a millisecond of it (the host's tail aside).
-    let owds: Vec<f64> = held
-        .iter()
-        .map(|seq| results[0].first_copies()[seq].one_way_ns() as f64)
-        .collect();
-    assert!(
-        owds.iter().all(|&owd| owd >= 15.0 * MS),
-        "a held-back probe arrived early: {owds:?}"
-    );
-    let median = quantile(&owds, 0.5);
-    assert!(
-        median < 15.5 * MS,
-        "held-back probes' median one-way delay {median} ns"
-    );
-    log_agrees_with_measurement(&records, &results[0], "reorder");
+        }
+        eprintln!(
+            "reorder: {} held back, {} overtaken",
+            logged.len(),
+            held.len()
+        );
+        // Measured, held-back probes take the extra delay: never less, and typically within a fraction
+        // of a millisecond of it (the host's tail aside).
+        let owds: Vec<f64> = held
+            .iter()
+            .map(|seq| results[0].first_copies()[seq].one_way_ns() as f64)
+            .collect();
+        assert!(
+            owds.iter().all(|&owd| owd >= 15.0 * MS),
+            "a held-back probe arrived early: {owds:?}"
+        );
+        let median = quantile(&owds, 0.5);
+        assert_timing!(
+            median < 15.5 * MS,
+            "held-back probes' median one-way delay {median} ns"
+        );
+        log_agrees_with_measurement(&records, &results[0], "reorder");
+    });
 }
 
 /// Probes that some later probe (by number) comes before, in a sequence of probe numbers.
@@ -1050,109 +1099,112 @@ fn rate_limit_caps_throughput_bloats_the_queue_and_drops_on_overflow() {
     if !have_root("rate_limit_caps_throughput_bloats_the_queue_and_drops_on_overflow") {
         return;
     }
-    let bottleneck = Rule {
-        rate: Some(RateLimit {
-            kbit_per_s: 2000,
-            queue_bytes: 30_000,
-        }),
-        ..rule(Direction::AtoB, "203.0.113.0/24", 5.0)
-    };
-    let mut pair = Pair::new(vec![bottleneck], 7);
-    // 1000-byte payloads are 1042-byte frames: 4.2 Mbit/s offered into a 2 Mbit/s link.
-    let n = 400;
-    let results = run_trains(
-        &pair.lab,
-        &[Train {
-            from: Side::A,
-            to: addr("203.0.113.10:5601"),
-            count: n,
-            interval: Duration::from_millis(2),
-            payload: 1000,
-        }],
-        Duration::from_millis(300),
-    );
-    let (stats, log) = pair.finish();
-    let result = &results[0];
-    let records = flow(&log, Direction::AtoB, 5601);
-    assert_eq!(records.len() as u64, n, "the relay logged every probe");
-    // The relay's schedule, exact in the log: one frame every 4.168 ms (1042 bytes at 2 Mbit/s) and
-    // never sooner; an idle link only where the sender paused.
-    let frame = records[0].len;
-    assert!(
-        result.arrivals.iter().all(|a| a.len + 42 == frame),
-        "1000-byte datagrams are {frame}-byte frames"
-    );
-    let serialise_ns = frame as u64 * 8 * 1_000_000 / 2000;
-    let dues: Vec<u64> = records
-        .iter()
-        .filter_map(|r| Some(r.arrival_ns + r.delay_ns?))
-        .collect();
-    let spacing: Vec<f64> = dues.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-    assert!(
-        spacing.iter().all(|&s| s >= serialise_ns as f64),
-        "frames scheduled closer than one serialisation ({serialise_ns} ns)"
-    );
-    assert_eq!(quantile(&spacing, 0.5), serialise_ns as f64);
-    // An empty queue: propagation plus one frame's serialisation.
-    assert_eq!(records[0].delay_ns, Some(5_000_000 + serialise_ns));
-    // A full 30 kB queue drains in 120 ms: propagation, the queue and the frame's own serialisation.
-    let bloated: Vec<f64> = records
-        .iter()
-        .filter_map(|r| r.delay_ns)
-        .map(|d| d as f64 / MS)
-        .collect();
-    let bloated = quantile(&bloated[bloated.len() - 50..], 0.5);
-    assert!(
-        (5.0 + 110.0..=5.0 + 120.0 + 0.1).contains(&bloated),
-        "probes behind a full queue were scheduled {bloated} ms"
-    );
+    retry_on_host_noise(|| {
+        let bottleneck = Rule {
+            rate: Some(RateLimit {
+                kbit_per_s: 2000,
+                queue_bytes: 30_000,
+            }),
+            ..rule(Direction::AtoB, "203.0.113.0/24", 5.0)
+        };
+        let mut pair = Pair::new(vec![bottleneck], 7);
+        // 1000-byte payloads are 1042-byte frames: 4.2 Mbit/s offered into a 2 Mbit/s link.
+        let n = 400;
+        let results = run_trains(
+            &pair.lab,
+            &[Train {
+                from: Side::A,
+                to: addr("203.0.113.10:5601"),
+                count: n,
+                interval: Duration::from_millis(2),
+                payload: 1000,
+            }],
+            Duration::from_millis(300),
+        );
+        let (stats, log) = pair.finish();
+        let result = &results[0];
+        let records = flow(&log, Direction::AtoB, 5601);
+        assert_eq!(records.len() as u64, n, "the relay logged every probe");
+        // The relay's schedule, exact in the log: one frame every 4.168 ms (1042 bytes at 2 Mbit/s) and
+        // never sooner; an idle link only where the sender paused.
+        let frame = records[0].len;
+        assert!(
+            result.arrivals.iter().all(|a| a.len + 42 == frame),
+            "1000-byte datagrams are {frame}-byte frames"
+        );
+        let serialise_ns = frame as u64 * 8 * 1_000_000 / 2000;
+        let dues: Vec<u64> = records
+            .iter()
+            .filter_map(|r| Some(r.arrival_ns + r.delay_ns?))
+            .collect();
+        let spacing: Vec<f64> = dues.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+        assert!(
+            spacing.iter().all(|&s| s >= serialise_ns as f64),
+            "frames scheduled closer than one serialisation ({serialise_ns} ns)"
+        );
+        assert_eq!(quantile(&spacing, 0.5), serialise_ns as f64);
+        // An empty queue: propagation plus one frame's serialisation.
+        assert_eq!(records[0].delay_ns, Some(5_000_000 + serialise_ns));
+        // A full 30 kB queue drains in 120 ms: propagation, the queue and the frame's own serialisation.
+        let bloated: Vec<f64> = records
+            .iter()
+            .filter_map(|r| r.delay_ns)
+            .map(|d| d as f64 / MS)
+            .collect();
+        let bloated = quantile(&bloated[bloated.len() - 50..], 0.5);
+        assert!(
+            (5.0 + 110.0..=5.0 + 120.0 + 0.1).contains(&bloated),
+            "probes behind a full queue were scheduled {bloated} ms"
+        );
 
-    // Measured: the received rate, as the median over pairs of frames half the train apart so that
-    // a few frames the host delayed cannot move it.
-    let received: Vec<u64> = result.arrivals.iter().map(|a| a.received_ns).collect();
-    let half = received.len() / 2;
-    let rates: Vec<f64> = (0..received.len() - half)
-        .map(|i| (half * frame * 8) as f64 / (received[i + half] - received[i]) as f64 * 1e6)
-        .collect();
-    let kbit_per_s = quantile(&rates, 0.5);
-    let owd_ms: Vec<f64> = result
-        .arrivals
-        .iter()
-        .map(|a| a.one_way_ns() as f64 / MS)
-        .collect();
-    let first = owd_ms[0];
-    let last = quantile(&owd_ms[owd_ms.len() - 50..], 0.5);
-    let lost = result.lost();
-    eprintln!(
+        // Measured: the received rate, as the median over pairs of frames half the train apart so that
+        // a few frames the host delayed cannot move it.
+        let received: Vec<u64> = result.arrivals.iter().map(|a| a.received_ns).collect();
+        let half = received.len() / 2;
+        let rates: Vec<f64> = (0..received.len() - half)
+            .map(|i| (half * frame * 8) as f64 / (received[i + half] - received[i]) as f64 * 1e6)
+            .collect();
+        let kbit_per_s = quantile(&rates, 0.5);
+        let owd_ms: Vec<f64> = result
+            .arrivals
+            .iter()
+            .map(|a| a.one_way_ns() as f64 / MS)
+            .collect();
+        let first = owd_ms[0];
+        let last = quantile(&owd_ms[owd_ms.len() - 50..], 0.5);
+        let lost = result.lost();
+        eprintln!(
         "rate limit: {kbit_per_s:.0} kbit/s received, one-way delay {first:.1} ms -> {last:.1} ms \
          (median of the last 50), {} of {n} dropped",
         lost.len()
     );
-    assert!(
-        (kbit_per_s / 2000.0 - 1.0).abs() < 0.03,
-        "{kbit_per_s} kbit/s"
-    );
-    // Never sooner than scheduled (log_agrees_with_measurement holds every probe to that); the median
-    // of the bloated ones within a fraction of a millisecond of their schedule.
-    let scheduled_first = (5_000_000 + serialise_ns) as f64 / MS;
-    assert!(
-        first >= scheduled_first && first < scheduled_first + TAIL / MS,
-        "the first probe took {first} ms"
-    );
-    assert!(
-        (5.0 + 110.0..5.0 + 120.0 + 0.1 + 0.5).contains(&last),
-        "probes behind a full queue took {last} ms"
-    );
-    let logged: BTreeSet<u64> = (0..n)
-        .filter(|&i| records[i as usize].reason == Some(DropReason::QueueFull))
-        .collect();
-    assert!(!lost.is_empty());
-    assert_eq!(
-        lost, logged,
-        "lost probes differ from the log's queue-full drops"
-    );
-    assert_eq!(stats.a_to_b.queue_full, lost.len() as u64);
-    log_agrees_with_measurement(&records, result, "rate limit");
+        assert_timing!(
+            (kbit_per_s / 2000.0 - 1.0).abs() < 0.03,
+            "{kbit_per_s} kbit/s"
+        );
+        // Never sooner than scheduled (log_agrees_with_measurement holds every probe to that); the median
+        // of the bloated ones within a fraction of a millisecond of their schedule.
+        let scheduled_first = (5_000_000 + serialise_ns) as f64 / MS;
+        assert!(first >= scheduled_first, "the first probe took {first} ms");
+        assert_timing!(
+            first < scheduled_first + TAIL / MS,
+            "the first probe took {first} ms"
+        );
+        assert_timing!(
+            (5.0 + 110.0..5.0 + 120.0 + 0.1 + 0.5).contains(&last),
+            "probes behind a full queue took {last} ms"
+        );
+        let logged: BTreeSet<u64> = (0..n)
+            .filter(|&i| records[i as usize].reason == Some(DropReason::QueueFull))
+            .collect();
+        assert!(!lost.is_empty());
+        assert_eq!(
+            lost, logged,
+            "lost probes differ from the log's queue-full drops"
+        );
+        assert_eq!(stats.a_to_b.queue_full, lost.len() as u64);
+        log_agrees_with_measurement(&records, result, "rate limit");
+    });
 }
 
 #[test]
@@ -1286,100 +1338,73 @@ fn median_scheduling_error_is_sub_millisecond() {
     if !have_root("median_scheduling_error_is_sub_millisecond") {
         return;
     }
-    // A few µs on a quiet host; 0.1-0.34 ms was seen while this VM's host stole time from it, and
-    // 0.16 ms while another test's lab (ten relays spinning at real-time priority) was exiting. Host
-    // noise comes and goes, a scheduler that sleeps instead of waking on time is late on every train:
-    // a second train decides.
-    let mut failures = Vec::new();
-    for attempt in 1..=2 {
-        match scheduling_train() {
-            Ok(()) => return,
-            Err(why) => {
-                eprintln!("train {attempt}: {why}");
-                failures.push(why);
-            }
-        }
-    }
-    panic!("the relay was late on both trains: {failures:?}");
-}
-
-/// 2000 frames each way at 1 ms spacing: the median and p99 of how late the relay sent them, checked
-/// against its own log and against what the receivers saw.
-fn scheduling_train() -> Result<(), String> {
-    // Jitter smaller than the spacing of frames: every frame has a due time of its own, so the
-    // lateness is the scheduler's alone (frames due together also wait for each other's writes).
-    let jittered = |direction, prefix| Rule {
-        jitter: Some(Jitter {
-            dist: JitterDist::Uniform,
-            ms: 0.4,
-        }),
-        ..rule(direction, prefix, 20.0)
-    };
-    let mut pair = Pair::new(
-        vec![
-            jittered(Direction::AtoB, "198.51.100.0/24"),
-            jittered(Direction::BtoA, "198.51.100.0/24"),
-        ],
-        10,
-    );
-    let train = |from, to: &str| Train {
-        from,
-        to: addr(to),
-        count: 2000,
-        interval: Duration::from_millis(1),
-        payload: 200,
-    };
-    let results = run_trains(
-        &pair.lab,
-        &[
-            train(Side::A, "198.51.100.2:5901"),
-            train(Side::B, "198.51.100.1:5902"),
-        ],
-        Duration::from_millis(100),
-    );
-    let (stats, log) = pair.finish();
-    eprintln!("relay's own summary: {stats:?}");
-    let mut late_trains = Vec::new();
-    for (result, (dir, dport)) in results
-        .iter()
-        .zip([(Direction::AtoB, 5901), (Direction::BtoA, 5902)])
-    {
-        let records = flow(&log, dir, dport);
-        // What the log says happened must hold whatever the host did.
-        log_agrees_with_measurement(&records, result, &format!("{dir:?} under load"));
-        let late: Vec<f64> = records
+    retry_on_host_noise(|| {
+        // Jitter smaller than the spacing of frames: every frame has a due time of its own, so the
+        // lateness is the scheduler's alone (frames due together also wait for each other's writes).
+        let jittered = |direction, prefix| Rule {
+            jitter: Some(Jitter {
+                dist: JitterDist::Uniform,
+                ms: 0.4,
+            }),
+            ..rule(direction, prefix, 20.0)
+        };
+        let mut pair = Pair::new(
+            vec![
+                jittered(Direction::AtoB, "198.51.100.0/24"),
+                jittered(Direction::BtoA, "198.51.100.0/24"),
+            ],
+            10,
+        );
+        let train = |from, to: &str| Train {
+            from,
+            to: addr(to),
+            count: 2000,
+            interval: Duration::from_millis(1),
+            payload: 200,
+        };
+        let results = run_trains(
+            &pair.lab,
+            &[
+                train(Side::A, "198.51.100.2:5901"),
+                train(Side::B, "198.51.100.1:5902"),
+            ],
+            Duration::from_millis(100),
+        );
+        let (stats, log) = pair.finish();
+        eprintln!("relay's own summary: {stats:?}");
+        for (result, (dir, dport)) in results
             .iter()
-            .filter_map(|r| r.late_ns)
-            .map(|l| l as f64)
-            .collect();
-        let (p50, p99, max) = (
-            quantile(&late, 0.5),
-            quantile(&late, 0.99),
-            quantile(&late, 1.0),
-        );
-        eprintln!(
-            "{dir:?}: lateness over {} frames: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-            late.len(),
-            p50 / 1e3,
-            p99 / 1e3,
-            max / 1e3
-        );
-        if p50 >= 0.5 * MS || p99 >= TAIL {
-            late_trains.push(format!(
-                "{dir:?}: p50 {:.1} µs, p99 {:.1} µs",
+            .zip([(Direction::AtoB, 5901), (Direction::BtoA, 5902)])
+        {
+            let records = flow(&log, dir, dport);
+            log_agrees_with_measurement(&records, result, &format!("{dir:?} under load"));
+            let late: Vec<f64> = records
+                .iter()
+                .filter_map(|r| r.late_ns)
+                .map(|l| l as f64)
+                .collect();
+            let (p50, p99, max) = (
+                quantile(&late, 0.5),
+                quantile(&late, 0.99),
+                quantile(&late, 1.0),
+            );
+            eprintln!(
+                "{dir:?}: lateness over {} frames: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+                late.len(),
                 p50 / 1e3,
-                p99 / 1e3
-            ));
+                p99 / 1e3,
+                max / 1e3
+            );
+            // A few µs on a quiet host, 0.1-0.34 ms while this VM's host steals time; a scheduler that
+            // sleeps instead of waking on time is late by far more than that at the median, on every run.
+            assert_timing!(p50 < 0.5 * MS, "{dir:?}: median lateness {p50} ns");
+            assert_timing!(p99 < TAIL, "{dir:?}: p99 lateness {p99} ns");
         }
-    }
-    if stats.a_to_b.late_p99_ns >= TAIL as u64 || stats.b_to_a.late_p99_ns >= TAIL as u64 {
-        late_trains.push(format!("relay's own p99: {stats:?}"));
-    }
-    if late_trains.is_empty() {
-        Ok(())
-    } else {
-        Err(late_trains.join("; "))
-    }
+        assert_timing!(
+            stats.a_to_b.late_p99_ns < TAIL as u64 && stats.b_to_a.late_p99_ns < TAIL as u64,
+            "relay's own p99: {stats:?}"
+        );
+    });
 }
 
 /// The relay process the lab launches, killed if a test ends early.
