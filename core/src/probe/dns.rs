@@ -721,16 +721,6 @@ pub(super) mod tests {
         }
     }
 
-    fn sent_at(net: &Net) -> StdVec<Instant> {
-        net.log
-            .iter()
-            .filter_map(|r| match r {
-                Log::Sent { at, to, .. } if *to == RESOLVER => Some(*at),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn outlook_records() -> StdVec<Record> {
         vec![
             a("LHR-efz.ms-acdc.office.com", [203, 0, 113, 10], 30),
@@ -831,7 +821,7 @@ pub(super) mod tests {
             vec![reply(q, answers(&[a("a.example", [192, 0, 2, 1], 5)]))]
         });
         let (out, at) = net.run(&mut probe("a.example", QueryType::A, config(500, 3), 3), T0);
-        assert_eq!(sent_at(&net), [T0, T0 + ms(500)]);
+        assert_eq!(net.sends(), [T0, T0 + ms(500)]);
         let answer = out.answer.as_ref().unwrap();
         assert_eq!(answer.exchange, Exchange::Udp(2));
         assert_eq!(answer.rtt, ms(20));
@@ -867,7 +857,7 @@ pub(super) mod tests {
         assert_eq!(out.answer, Err(DnsFailure::Timeout));
         assert_eq!(at, T0 + ms(2_100));
         assert_eq!(out.elapsed, ms(2_100));
-        assert_eq!(sent_at(&net), [T0, T0 + ms(700), T0 + ms(1_400)]);
+        assert_eq!(net.sends(), [T0, T0 + ms(700), T0 + ms(1_400)]);
         assert_eq!(out.tries, 3);
         let summary = out.summary(4);
         assert_eq!((summary.target, summary.failures), (4, 3));
@@ -944,7 +934,7 @@ pub(super) mod tests {
         assert_eq!(answer.front_door(), LocationCode::parse("LHR"));
         assert!(out.tcp);
         assert_eq!((out.tries, out.failures()), (1, 1));
-        assert_eq!(sent_at(&net), [T0], "no UDP retry once truncated");
+        assert_eq!(net.sends(), [T0], "no UDP retry once truncated");
     }
 
     #[test]
@@ -1123,7 +1113,7 @@ pub(super) mod tests {
         assert_eq!(answer.rcode, Rcode::NxDomain);
         assert!(answer.addresses.is_empty());
         assert_eq!(answer.min_ttl, None);
-        assert_eq!(sent_at(&net), [T0], "an NXDOMAIN is not retried");
+        assert_eq!(net.sends(), [T0], "an NXDOMAIN is not retried");
         let report = out.summary(1).answer.unwrap();
         assert_eq!((report.rcode, report.addresses.len()), (3, 0));
         assert_eq!(report.front_door, None);
@@ -1218,7 +1208,7 @@ pub(super) mod tests {
             prop_assert!(at <= T0 + bound, "finished at {:?}, bound {:?}", at - T0, bound);
             prop_assert_eq!(out.elapsed, at - T0);
             prop_assert!(out.tries >= 1 && out.tries <= tries);
-            prop_assert_eq!(sent_at(&net).len(), usize::from(out.tries));
+            prop_assert_eq!(net.sends().len(), usize::from(out.tries));
             if let Ok(answer) = &out.answer {
                 prop_assert!(answer.rtt <= out.elapsed);
                 if let Exchange::Udp(k) = answer.exchange {

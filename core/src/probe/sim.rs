@@ -247,6 +247,39 @@ impl Net {
         panic!("probe did not finish within a million steps");
     }
 
+    /// When the probe sent each datagram, in order.
+    pub fn sends(&self) -> Vec<Instant> {
+        self.log
+            .iter()
+            .filter_map(|r| match r {
+                Record::Sent { at, .. } => Some(*at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When the probe asked for each connection, in order.
+    pub fn connects(&self) -> Vec<Instant> {
+        self.log
+            .iter()
+            .filter_map(|r| match r {
+                Record::Connect { at, .. } => Some(*at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When the probe closed which connection, in order.
+    pub fn closes(&self) -> Vec<(Instant, ConnId)> {
+        self.log
+            .iter()
+            .filter_map(|r| match r {
+                Record::Close { at, conn } => Some((*at, *conn)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn schedule(&mut self, at: Instant, d: Delivery) {
         self.order += 1;
         self.pending.insert((at, self.order), d);

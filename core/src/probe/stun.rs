@@ -646,16 +646,6 @@ mod tests {
         net.run(&mut probe(config), t0())
     }
 
-    fn sends(net: &Net) -> Vec<Instant> {
-        net.log
-            .iter()
-            .filter_map(|r| match r {
-                Record::Sent { at, .. } => Some(*at),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn seven_of_fifty_responses_dropped_are_exactly_seven_lost() {
         let dropped = [3, 9, 10, 22, 30, 41, 49];
@@ -690,7 +680,7 @@ mod tests {
         });
         run(&mut net, StunConfig::new(SERVER));
         let expected: Vec<Instant> = (0..50).map(|i| t0() + ms(20) * i).collect();
-        assert_eq!(sends(&net), expected);
+        assert_eq!(net.sends(), expected);
         assert!(net.log.iter().all(|r| match r {
             Record::Sent { to, len, .. } => *to == SERVER && *len == REQUEST_LEN,
             _ => true,
@@ -1042,7 +1032,7 @@ mod tests {
         let mut net = reflector(Net::fixed(ms(10)));
         let (m, _) = run(&mut net, config);
         assert_eq!((m.sent, m.received), (750, 750));
-        assert_eq!(sends(&net).last(), Some(&(t0() + ms(14_980))));
+        assert_eq!(net.sends().last(), Some(&(t0() + ms(14_980))));
 
         let refuse = |config: StunConfig| {
             StunProbe::<MAX_TRAIN_LEN>::new(config, SplitMix64::new(1), t0()).err()
@@ -1133,7 +1123,7 @@ mod tests {
             let config = train(count, us(spacing), drain);
             let mut net = reflector(Net::new(Path::script(up), Path::script(down), seed));
             let (m, at) = net.run(&mut probe(config), t0());
-            let last_send = *sends(&net).last().unwrap();
+            let last_send = *net.sends().last().unwrap();
             prop_assert_eq!(last_send, t0() + us(spacing) * u32::from(count - 1));
             prop_assert!(at >= last_send + drain_min(drain));
             prop_assert!(at <= last_send + drain.longest());

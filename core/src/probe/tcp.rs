@@ -392,7 +392,7 @@ impl Probe for TcpProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::sim::{Fate, Net, Path, Record, TcpServer};
+    use crate::probe::sim::{Fate, Net, Path, TcpServer};
     use proptest::prelude::*;
     use std::boxed::Box;
     use std::vec::Vec;
@@ -419,31 +419,11 @@ mod tests {
         out
     }
 
-    fn connects(net: &Net) -> Vec<Instant> {
-        net.log
-            .iter()
-            .filter_map(|r| match r {
-                Record::Connect { at, .. } => Some(*at),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn closes(net: &Net) -> Vec<(Instant, ConnId)> {
-        net.log
-            .iter()
-            .filter_map(|r| match r {
-                Record::Close { at, conn } => Some((*at, *conn)),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// The most connects in flight at once: each from its start (which must be when the network saw
     /// it) until its outcome, an end counted before a start at the same instant.
     fn most_open(net: &Net, result: &TcpResult) -> usize {
         let starts: Vec<Instant> = result.samples.iter().map(|s| s.started).collect();
-        assert_eq!(starts, connects(net));
+        assert_eq!(starts, net.connects());
         let mut changes: Vec<(Instant, i32)> = starts.into_iter().map(|t| (t, 1)).collect();
         changes.extend(result.samples.iter().map(|s| (s.ended, -1)));
         changes.sort();
@@ -475,14 +455,14 @@ mod tests {
 
         // Every connect 100 ms after the one before, each closed the instant it connected.
         let starts: Vec<Instant> = (0..10).map(|i| T0 + ms(100 * i)).collect();
-        assert_eq!(connects(&net), starts);
+        assert_eq!(net.connects(), starts);
         let closed: Vec<(Instant, ConnId)> = starts
             .iter()
             .zip(&want)
             .enumerate()
             .map(|(i, (s, rtt))| (*s + *rtt, i as ConnId))
             .collect();
-        assert_eq!(closes(&net), closed);
+        assert_eq!(net.closes(), closed);
         assert_eq!(at, T0 + ms(900 + 38));
         assert!(result
             .samples
@@ -509,7 +489,7 @@ mod tests {
                 unreachable: 0
             })
         );
-        assert!(closes(&net).is_empty());
+        assert!(net.closes().is_empty());
         assert_eq!(at, T0 + ms(200 + 20));
         assert_eq!(result.samples[2].ended, T0 + ms(220));
     }
@@ -524,9 +504,9 @@ mod tests {
         };
         let (result, at) = run(&mut net, config);
         // One at a time: each connect waits for the one before to time out.
-        assert_eq!(connects(&net), [T0, T0 + ms(2_500), T0 + ms(5_000)]);
+        assert_eq!(net.connects(), [T0, T0 + ms(2_500), T0 + ms(5_000)]);
         assert_eq!(
-            closes(&net),
+            net.closes(),
             [
                 (T0 + ms(2_500), 0),
                 (T0 + ms(5_000), 1),
@@ -557,7 +537,7 @@ mod tests {
         // Two lost SYNs fill both slots; the third connect starts when the first times out, the fourth
         // when the second does.
         assert_eq!(
-            connects(&net),
+            net.connects(),
             [T0, T0 + ms(100), T0 + ms(1_000), T0 + ms(1_100)]
         );
         assert_eq!(most_open(&net, &result), 2);
@@ -705,11 +685,11 @@ mod tests {
             prop_assert!(most_open(&net, &result) <= usize::from(in_flight));
             for (i, s) in result.samples.iter().enumerate() {
                 prop_assert!(s.ended <= s.started + config.connect_timeout);
-                let closed = closes(&net).contains(&(s.ended, i as ConnId));
+                let closed = net.closes().contains(&(s.ended, i as ConnId));
                 // Connected or timed out by the probe: closed then; refused: nothing to close.
                 prop_assert_eq!(closed, s.outcome != Err(ConnectFailure::Refused));
             }
-            for pair in connects(&net).windows(2) {
+            for pair in net.connects().windows(2) {
                 prop_assert!(pair[1] >= pair[0] + config.spacing);
             }
         }

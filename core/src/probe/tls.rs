@@ -460,7 +460,7 @@ impl<const N: usize> Probe for TlsProbe<'_, N> {
 mod tests {
     use super::*;
     use crate::assess::interception::{Interception, TrustedRoots, Validity};
-    use crate::probe::sim::{Fate, Net, Path, Record, TcpServer};
+    use crate::probe::sim::{Fate, Net, Path, TcpServer};
     use crate::wire::tls::MIN_READER_BUFFER_LEN;
     use crate::wire::x509::tests::{expected as openssl_says, pem_to_der};
     use proptest::prelude::*;
@@ -521,16 +521,6 @@ mod tests {
         out
     }
 
-    fn closes(net: &Net) -> Vec<Instant> {
-        net.log
-            .iter()
-            .filter_map(|r| match r {
-                Record::Close { at, .. } => Some(*at),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn issuer(result: &TlsResult) -> Option<&str> {
         match &result.chain.as_ref()?.verdict {
             Verdict::Intercepted { issuer, .. } => issuer.common_name.as_deref(),
@@ -559,7 +549,11 @@ mod tests {
         assert_eq!(result.connect, Some(ms(20)));
         assert_eq!(result.handshake, Some(ms(13)));
         assert_eq!(at, T0 + ms(33));
-        assert_eq!(closes(&n), [T0 + ms(33)], "closed after ServerHelloDone");
+        assert_eq!(
+            n.closes(),
+            [(T0 + ms(33), CONN)],
+            "closed after ServerHelloDone"
+        );
         let chain = result.chain.as_ref().unwrap();
         assert_eq!(chain.verdict, Verdict::Genuine(Anchor::Name));
         assert_eq!(chain.length, 2);
@@ -671,7 +665,7 @@ mod tests {
             assert_eq!(result.handshake, Some(ms(13)));
             assert_eq!(result.chain, None);
             assert_eq!(result.verdict(), TlsVerdict::Failed);
-            assert_eq!(closes(&n), [at]);
+            assert_eq!(n.closes(), [(at, CONN)]);
         }
         let (srv, _) = server(fixture("s_server-no-common-cipher.bin"));
         let (result, _) = run::<AGENT_READER_BUFFER_LEN>(
@@ -701,7 +695,7 @@ mod tests {
         assert_eq!(result.failure, Some(TlsFailure::TimedOut));
         assert_eq!(result.handshake, Some(ms(2_000)));
         assert_eq!(at, T0 + ms(20) + ms(2_000));
-        assert_eq!(closes(&n), [at]);
+        assert_eq!(n.closes(), [(at, CONN)]);
         let summary = result.summary(1);
         assert_eq!(
             (summary.verdict, summary.handshake_us),
@@ -723,7 +717,7 @@ mod tests {
             Some(TlsFailure::Connect(ConnectFailure::TimedOut))
         );
         assert_eq!(at, T0 + ms(1_500));
-        assert_eq!(closes(&n), [at], "the shell's attempt is aborted");
+        assert_eq!(n.closes(), [(at, CONN)], "the shell's attempt is aborted");
         assert_eq!((result.connect, result.handshake), (None, None));
 
         let mut n = Net::fixed(ms(10)).tcp(front_door(), TcpServer::Refuse);
@@ -733,7 +727,7 @@ mod tests {
             Some(TlsFailure::Connect(ConnectFailure::Refused))
         );
         assert_eq!(at, T0 + ms(20));
-        assert!(closes(&n).is_empty(), "nothing open to close");
+        assert!(n.closes().is_empty(), "nothing open to close");
         assert_eq!(result.summary(0).verdict, TlsVerdict::Failed);
     }
 
@@ -890,7 +884,7 @@ mod tests {
             };
             let (result, at) = run::<FIRMWARE_READER_BUFFER_LEN>(&mut n, config);
             prop_assert!(at <= T0 + config.max_duration());
-            prop_assert!(closes(&n).len() <= 1);
+            prop_assert!(n.closes().len() <= 1);
             if result.failure.is_none() {
                 let want = if kind == 0 { TlsVerdict::Genuine } else { TlsVerdict::Intercepted };
                 prop_assert_eq!(result.verdict(), want);
