@@ -326,10 +326,14 @@ pub(crate) fn output(mut cmd: Command) -> Result<Output, LabError> {
 /// Runs `cmd` to completion; an error with its stderr unless it exits 0.
 pub(crate) fn run(cmd: Command) -> Result<Output, LabError> {
     let shown = show(&cmd);
-    let out = output(cmd)?;
+    exited_ok(shown, output(cmd)?)
+}
+
+/// `out` if the command (shown as `command`) exited 0, else an error with its stderr.
+pub(crate) fn exited_ok(command: String, out: Output) -> Result<Output, LabError> {
     if !out.status.success() {
         return Err(LabError::Command {
-            command: shown,
+            command,
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
@@ -363,14 +367,7 @@ pub(crate) fn ip_batch(netns: Option<&Netns>, lines: &[String]) -> Result<(), La
         what: format!("waiting for {shown}"),
         source,
     })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            command: shown,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
+    exited_ok(shown, out).map(drop)
 }
 
 /// Creates the namespaces (one `ip` process for all of them).

@@ -619,13 +619,7 @@ fn apr1(password: &str) -> Result<String, LabError> {
         what: "running openssl passwd".into(),
         source,
     })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            command: "openssl passwd -apr1".into(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    let out = crate::netns::exited_ok("openssl passwd -apr1".into(), out)?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 

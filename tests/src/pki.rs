@@ -175,14 +175,7 @@ fn generate(dir: &Path) -> Result<(), LabError> {
             what: format!("running {shown} (is openssl installed?)"),
             source,
         })?;
-        if !out.status.success() {
-            return Err(LabError::Command {
-                command: shown,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        Ok(())
+        crate::netns::exited_ok(shown, out).map(drop)
     };
     let write = |name: &str, text: &str| {
         std::fs::write(dir.join(name), text).map_err(|source| LabError::Io {
