@@ -75,6 +75,11 @@ impl<'a> TlsConfig<'a> {
     pub fn max_duration(&self) -> Duration {
         self.connect_timeout + self.handshake_timeout
     }
+
+    /// Judges the chain the server sent (DER certificates, leaf first) as this check is configured.
+    fn assess<'c>(&self, ders: impl IntoIterator<Item = &'c [u8]>) -> ChainAssessment {
+        assess_chain(ders, &self.expected, self.server_name, self.wall_clock)
+    }
 }
 
 /// Why a [`TlsConfig`] cannot run.
@@ -329,12 +334,7 @@ impl<'a, const N: usize> TlsProbe<'a, N> {
                         end = Some(Some(TlsFailure::Tls12Refused));
                     }
                     Ok(tls::Event::Certificate(chain)) if self.chain.is_none() => {
-                        self.chain = Some(assess_chain(
-                            chain.iter(),
-                            &self.config.expected,
-                            self.config.server_name,
-                            self.config.wall_clock,
-                        ));
+                        self.chain = Some(self.config.assess(chain.iter()));
                     }
                     Ok(tls::Event::ServerHelloDone) => end = Some(None),
                     Ok(tls::Event::Alert(alert)) if alert.is_terminal() => {
@@ -359,13 +359,7 @@ impl<'a, const N: usize> TlsProbe<'a, N> {
         if let Some(failure) = end {
             if failure.is_none() && self.chain.is_none() {
                 // ServerHelloDone without a certificate: a handshake with nothing to judge.
-                let none: [&[u8]; 0] = [];
-                self.chain = Some(assess_chain(
-                    none,
-                    &self.config.expected,
-                    self.config.server_name,
-                    self.config.wall_clock,
-                ));
+                self.chain = Some(self.config.assess([]));
             }
             self.finish(now, failure, true);
         }
