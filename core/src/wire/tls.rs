@@ -358,12 +358,14 @@ impl<T: AsRef<[u8]>> Record<T> {
     /// Checks what every record we read must satisfy: TLS version, length bound, a type we read.
     fn check_header(&self) -> Result<ContentType> {
         let content_type = self.content_type();
-        if !matches!(
-            content_type,
-            ContentType::Handshake | ContentType::Alert | ContentType::ChangeCipherSpec
-        ) {
-            return Err(Error::UnexpectedContentType(content_type.into()));
-        }
+        // The payload lengths each type allows: a handshake fragment of any size, a 2-byte alert, a
+        // 1-byte ChangeCipherSpec.
+        let allowed = match content_type {
+            ContentType::Handshake => 1..=MAX_RECORD_LEN,
+            ContentType::Alert => 2..=2,
+            ContentType::ChangeCipherSpec => 1..=1,
+            other => return Err(Error::UnexpectedContentType(other.into())),
+        };
         if u16::from(self.version()) >> 8 != 3 {
             return Err(Error::BadRecordVersion);
         }
@@ -371,14 +373,10 @@ impl<T: AsRef<[u8]>> Record<T> {
         if len > MAX_RECORD_LEN {
             return Err(Error::RecordTooLong);
         }
-        match content_type {
-            ContentType::Handshake if len > 0 => Ok(content_type),
-            ContentType::Alert if len == 2 => Ok(content_type),
-            ContentType::ChangeCipherSpec if len == 1 => Ok(content_type),
-            ContentType::Handshake | ContentType::Alert | ContentType::ChangeCipherSpec => {
-                Err(Error::Malformed)
-            }
-            other => Err(Error::UnexpectedContentType(u8::from(other))),
+        if allowed.contains(&len) {
+            Ok(content_type)
+        } else {
+            Err(Error::Malformed)
         }
     }
 }
