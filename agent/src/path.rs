@@ -24,12 +24,12 @@ use crate::config::{PathCheck, Uplink};
 use crate::net::clock;
 use crate::net::socket::{self, SocketError, SocketOptions};
 use o365probe_core::report::{Hop, PathSummary, MAX_HOPS};
-use socket2::{Protocol, Type};
+use socket2::{Protocol, Socket, Type};
 use std::fmt;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The first destination port of classic traceroute.
@@ -376,7 +376,7 @@ pub fn trace(destination: IpAddr, options: &TraceOptions) -> Result<Trace, Trace
     for ttl in options.first_ttl..=options.max_hops {
         let mut probes = Vec::with_capacity(usize::from(options.probes_per_hop));
         for _ in 0..options.probes_per_hop {
-            let fd = open_probe(destination, ttl, options)?;
+            let socket = open_probe(destination, ttl, options)?;
             let port = match options.method {
                 Method::UdpClassic { first_port } => first_port.wrapping_add(sequence),
                 Method::Udp { port } | Method::Tcp { port } => port,
@@ -384,7 +384,12 @@ pub fn trace(destination: IpAddr, options: &TraceOptions) -> Result<Trace, Trace
             };
             let sent_wall = SystemTime::now();
             let sent = Instant::now();
-            if let Err(e) = launch(&fd, SocketAddr::new(destination, port), options, sequence) {
+            if let Err(e) = launch(
+                &socket,
+                SocketAddr::new(destination, port),
+                options,
+                sequence,
+            ) {
                 let errno = e.raw_os_error().unwrap_or(libc::EIO);
                 return Ok(Trace {
                     destination,
@@ -395,7 +400,7 @@ pub fn trace(destination: IpAddr, options: &TraceOptions) -> Result<Trace, Trace
             }
             sequence = sequence.wrapping_add(1);
             probes.push(Probe {
-                fd,
+                socket,
                 sent,
                 sent_wall,
                 reply: None,
@@ -453,7 +458,7 @@ pub fn trace(destination: IpAddr, options: &TraceOptions) -> Result<Trace, Trace
 }
 
 struct Probe {
-    fd: OwnedFd,
+    socket: Socket,
     sent: Instant,
     sent_wall: SystemTime,
     reply: Option<Reply>,
@@ -469,7 +474,7 @@ const SO_TIMESTAMPNS: libc::c_int = 0x21;
 
 /// A probe socket: bound to the uplink as the probes' sockets are ([`socket::open_with`]), with its TTL
 /// (hop limit), IP_RECVERR for the ICMP errors it provokes, and kernel receive stamps.
-fn open_probe(destination: IpAddr, ttl: u8, options: &TraceOptions) -> Result<OwnedFd, TraceError> {
+fn open_probe(destination: IpAddr, ttl: u8, options: &TraceOptions) -> Result<Socket, TraceError> {
     let v6 = destination.is_ipv6();
     let (ty, protocol) = match options.method {
         Method::UdpClassic { .. } | Method::Udp { .. } => (Type::DGRAM, Protocol::UDP),
@@ -516,22 +521,17 @@ fn open_probe(destination: IpAddr, ttl: u8, options: &TraceOptions) -> Result<Ow
             .set_linger(Some(Duration::ZERO))
             .map_err(failed("SO_LINGER"))?;
     }
-    Ok(probe.into())
+    Ok(probe)
 }
 
 /// Connects the probe socket and sends the probe (for TCP, the connect is the probe).
-fn launch(fd: &OwnedFd, to: SocketAddr, options: &TraceOptions, sequence: u16) -> io::Result<()> {
-    let (addr, len) = sockaddr(to);
-    // SAFETY: addr is a valid sockaddr of length len.
-    let rc = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
+fn launch(
+    socket: &Socket,
+    to: SocketAddr,
+    options: &TraceOptions,
+    sequence: u16,
+) -> io::Result<()> {
+    if let Err(e) = socket.connect(&to.into()) {
         let in_progress = matches!(options.method, Method::Tcp { .. })
             && e.raw_os_error() == Some(libc::EINPROGRESS);
         if !in_progress {
@@ -548,12 +548,7 @@ fn launch(fd: &OwnedFd, to: SocketAddr, options: &TraceOptions, sequence: u16) -
         }
         Method::UdpClassic { .. } | Method::Udp { .. } => {}
     }
-    // SAFETY: payload is valid for reads of its length.
-    let rc = unsafe { libc::send(fd.as_raw_fd(), payload.as_ptr().cast(), payload.len(), 0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    socket.send(&payload).map(drop)
 }
 
 /// Waits until every probe is answered or has timed out.
@@ -574,7 +569,7 @@ fn wait(probes: &mut [Probe], destination: IpAddr, options: &TraceOptions) {
         let mut fds: Vec<libc::pollfd> = open
             .iter()
             .map(|&i| libc::pollfd {
-                fd: probes[i].fd.as_raw_fd(),
+                fd: probes[i].socket.as_raw_fd(),
                 events: if tcp { libc::POLLOUT } else { libc::POLLIN },
                 revents: 0,
             })
@@ -599,7 +594,7 @@ fn wait(probes: &mut [Probe], destination: IpAddr, options: &TraceOptions) {
 }
 
 fn read_probe(probe: &mut Probe, revents: libc::c_short, destination: IpAddr, tcp: bool) {
-    let fd = probe.fd.as_raw_fd();
+    let fd = probe.socket.as_raw_fd();
     let rtt_now = |probe: &Probe, stamp: Option<SystemTime>| {
         let by_instant = probe.sent.elapsed();
         // The kernel's receive time, unless the wall clock stepped between send and receive.
@@ -642,25 +637,23 @@ fn read_probe(probe: &mut Probe, revents: libc::c_short, destination: IpAddr, tc
         && tcp
         && revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
     {
-        match socket_error(fd) {
+        let answered = match probe.socket.take_error() {
             // Connected (SYN-ACK) or refused (RST): the destination answered either way.
-            Ok(0) if revents & libc::POLLOUT != 0 => {
-                probe.reply = Some(Reply {
-                    from: destination,
-                    rtt: probe.sent.elapsed(),
-                    kind: ReplyKind::Destination,
-                })
-            }
-            Ok(libc::ECONNREFUSED) => {
-                probe.reply = Some(Reply {
-                    from: destination,
-                    rtt: probe.sent.elapsed(),
-                    kind: ReplyKind::Destination,
-                })
-            }
+            Ok(None) => revents & libc::POLLOUT != 0,
+            Ok(Some(e)) if e.raw_os_error() == Some(libc::ECONNREFUSED) => true,
             // The connection failed without an ICMP error to say where: nothing more will come.
-            Ok(e) if e != 0 => probe.done = true,
-            _ => {}
+            Ok(Some(_)) => {
+                probe.done = true;
+                false
+            }
+            Err(_) => false,
+        };
+        if answered {
+            probe.reply = Some(Reply {
+                from: destination,
+                rtt: probe.sent.elapsed(),
+                kind: ReplyKind::Destination,
+            });
         }
     }
     if probe.reply.is_some() || revents & (libc::POLLHUP | libc::POLLNVAL) != 0 {
@@ -796,63 +789,6 @@ unsafe fn offender(at: *const u8, len: usize) -> Option<IpAddr> {
         }
         _ => None,
     }
-}
-
-fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value and len are valid for writes and sized for SO_ERROR.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(value)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is valid; the family-specific view is written below.
-    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: all-zero is a valid sockaddr_in.
-            let mut sin: libc::sockaddr_in = unsafe { zeroed() };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe {
-                (&mut storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in>()
-                    .write(sin)
-            };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: all-zero is a valid sockaddr_in6.
-            let mut sin6: libc::sockaddr_in6 = unsafe { zeroed() };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_scope_id = a.scope_id();
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe {
-                (&mut storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in6>()
-                    .write(sin6)
-            };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
 }
 
 #[cfg(test)]
