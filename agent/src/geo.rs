@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use o365probe_core::assess::{lookup, GeoPoint, LocationCode};
+use o365probe_core::assess::{lookup, GeoPoint};
 
 use crate::config;
 use crate::endpoints::IpNet;
@@ -156,12 +156,9 @@ fn parse_prefixes(text: &str, path: &Path) -> Result<Vec<(IpNet, Place)>, GeoErr
 }
 
 fn parse_location(s: &str) -> Option<Place> {
-    if let Some(location) = LocationCode::parse(s).and_then(|c| lookup(c.as_str())) {
+    if let Some(location) = lookup(s) {
         return Some(Place {
-            point: GeoPoint {
-                lat: location.lat,
-                lon: location.lon,
-            },
+            point: location.point(),
             label: location.code.as_str().to_owned(),
         });
     }
