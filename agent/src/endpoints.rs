@@ -513,9 +513,6 @@ pub fn parse(json: &[u8]) -> Result<Parsed, EndpointsError> {
     let mut sets: Vec<EndpointSet> = Vec::new();
     let mut skipped = Vec::new();
     for (index, raw) in entries.0.into_iter().enumerate() {
-        let id = serde_json::from_str::<IdOnly>(raw.get())
-            .ok()
-            .and_then(|i| i.id);
         let result = serde_json::from_str::<RawSet>(raw.get())
             .map_err(|e| one_line_json_error(&e))
             .and_then(RawSet::check)
@@ -528,7 +525,13 @@ pub fn parse(json: &[u8]) -> Result<Parsed, EndpointsError> {
             });
         match result {
             Ok(set) => sets.push(set),
-            Err(reason) => skipped.push(Skipped { index, id, reason }),
+            Err(reason) => {
+                // Read again for what little can be read: the id, to name the entry.
+                let id = serde_json::from_str::<IdOnly>(raw.get())
+                    .ok()
+                    .and_then(|i| i.id);
+                skipped.push(Skipped { index, id, reason })
+            }
         }
     }
     if sets.is_empty() {
