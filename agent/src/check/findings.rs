@@ -148,24 +148,26 @@ fn blocked(t: &TargetReport, proxied: bool, out: &mut Findings) {
     if !matters(t) || t.dns.as_ref().is_some_and(|d| d.addresses.is_empty()) {
         return;
     }
-    let http = t.http.as_ref();
-    let reason = match http.map(|h| h.verdict.as_str()) {
-        Some("proxy-auth-required") => Some(format!(
-            "the proxy wants credentials ({}) for {}",
-            status(http.and_then(|h| h.status)),
-            http.map_or("", |h| &h.url)
-        )),
-        Some("proxy-blocked") => Some(format!(
-            "the proxy refuses {} ({})",
-            http.map_or("", |h| &h.url),
-            status(http.and_then(|h| h.status))
-        )),
-        Some("error") => http
-            .and_then(|h| h.error.as_deref())
-            .filter(|e| !is_certificate_problem(e))
-            .filter(|_| !tls_intercepted(t))
-            .map(|e| format!("{}: {e}", http.map_or("", |h| &h.url))),
-        Some(_) => None,
+    let reason = match &t.http {
+        Some(h) => match h.verdict.as_str() {
+            "proxy-auth-required" => Some(format!(
+                "the proxy wants credentials ({}) for {}",
+                status(h.status),
+                h.url
+            )),
+            "proxy-blocked" => Some(format!(
+                "the proxy refuses {} ({})",
+                h.url,
+                status(h.status)
+            )),
+            "error" => h
+                .error
+                .as_deref()
+                .filter(|e| !is_certificate_problem(e))
+                .filter(|_| !tls_intercepted(t))
+                .map(|e| format!("{}: {e}", h.url)),
+            _ => None,
+        },
         None if !proxied => direct_block(t),
         None => None,
     };
