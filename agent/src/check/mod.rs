@@ -403,31 +403,17 @@ impl<'a> Context<'a> {
                     }
                 };
                 let probe = ResolverIdentityProbe::new(resolver, whoami, self.dns_config(), rng);
-                let out = match probe {
-                    Ok(p) => limit
-                        .run(Box::pin(driver::drive(p, opts)))
-                        .await
-                        .map_err(|e| e.to_string()),
+                let address = match probe {
+                    Ok(p) => match limit.run(Box::pin(driver::drive(p, opts))).await {
+                        Ok(out) => out.address.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
                     Err(e) => Err(e.to_string()),
                 };
-                match out {
-                    Ok(o) => match o.address {
-                        Ok(a) => model::Whoami {
-                            name,
-                            address: Some(a),
-                            error: None,
-                        },
-                        Err(e) => model::Whoami {
-                            name,
-                            address: None,
-                            error: Some(e.to_string()),
-                        },
-                    },
-                    Err(e) => model::Whoami {
-                        name,
-                        address: None,
-                        error: Some(e),
-                    },
+                model::Whoami {
+                    name,
+                    address: address.as_ref().ok().copied(),
+                    error: address.err(),
                 }
             }
         });
