@@ -346,15 +346,6 @@ impl<T: AsRef<[u8]>> Record<T> {
         self.len() == 0
     }
 
-    /// The payload.
-    pub fn payload(&self) -> &[u8] {
-        let end = RECORD_HEADER_LEN + usize::from(self.len());
-        self.buffer
-            .as_ref()
-            .get(RECORD_HEADER_LEN..end)
-            .unwrap_or_default()
-    }
-
     /// Checks what every record we read must satisfy: TLS version, length bound, a type we read.
     fn check_header(&self) -> Result<ContentType> {
         let content_type = self.content_type();
@@ -378,6 +369,17 @@ impl<T: AsRef<[u8]>> Record<T> {
         } else {
             Err(Error::Malformed)
         }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Record<&'a T> {
+    /// The payload, borrowing the buffer rather than the view.
+    pub fn payload(&self) -> &'a [u8] {
+        let end = RECORD_HEADER_LEN + usize::from(self.len());
+        self.buffer
+            .as_ref()
+            .get(RECORD_HEADER_LEN..end)
+            .unwrap_or_default()
     }
 }
 
@@ -449,9 +451,11 @@ impl<T: AsRef<[u8]>> Handshake<T> {
     pub fn body_len(&self) -> usize {
         u24_at(self.buffer.as_ref(), field::HANDSHAKE_LENGTH).unwrap_or(0)
     }
+}
 
-    /// The body.
-    pub fn body(&self) -> &[u8] {
+impl<'a, T: AsRef<[u8]> + ?Sized> Handshake<&'a T> {
+    /// The body, borrowing the buffer rather than the view.
+    pub fn body(&self) -> &'a [u8] {
         let end = HANDSHAKE_HEADER_LEN + self.body_len();
         self.buffer
             .as_ref()
@@ -737,8 +741,7 @@ impl<'a> ClientHelloRepr<'a> {
         if view.content_type() != ContentType::Handshake {
             return Err(Error::UnexpectedContentType(view.content_type().into()));
         }
-        let payload = record.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + usize::from(view.len()));
-        let payload = payload.ok_or(Error::Truncated)?;
+        let payload = view.payload();
         let message = Handshake::new_checked(payload)?;
         if message.msg_type() != HandshakeType::ClientHello {
             return Err(Error::UnexpectedMessage(message.msg_type().into()));
@@ -746,8 +749,7 @@ impl<'a> ClientHelloRepr<'a> {
         if HANDSHAKE_HEADER_LEN + message.body_len() != payload.len() {
             return Err(Error::Malformed);
         }
-        let hello =
-            ClientHello::new_checked(payload.get(HANDSHAKE_HEADER_LEN..).unwrap_or_default())?;
+        let hello = ClientHello::new_checked(message.body())?;
         Ok(Self {
             random: hello.random(),
             session_id: hello.session_id(),
@@ -1257,11 +1259,7 @@ impl<const N: usize> HandshakeReader<N> {
                 self.reported = message_len;
                 let message =
                     Handshake::new_unchecked(self.buf.get(self.start..self.start + message_len)?);
-                let event = decode(
-                    &mut self.stage,
-                    message.msg_type(),
-                    message_body(&self.buf, self.start, message_len),
-                );
+                let event = decode(&mut self.stage, message.msg_type(), message.body());
                 if event.is_err() {
                     self.stage = Stage::Finished;
                 }
@@ -1281,11 +1279,6 @@ impl<const N: usize> HandshakeReader<N> {
             }
         }
     }
-}
-
-fn message_body(buf: &[u8], start: usize, len: usize) -> &[u8] {
-    buf.get(start + HANDSHAKE_HEADER_LEN..start + len)
-        .unwrap_or_default()
 }
 
 /// Decodes one complete handshake message of the server's flight and advances the stage.
