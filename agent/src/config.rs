@@ -1720,25 +1720,22 @@ impl<'de> Deserialize<'de> for CategoryName {
 }
 
 fn services<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceArea>, D::Error> {
-    let list: Vec<ServiceArea> = Vec::<ServiceName>::deserialize(d)?
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
-    if list.is_empty() {
-        return Err(de::Error::custom(
-            "an empty list: nothing would be probed (set enabled = false instead)",
-        ));
-    }
-    Ok(list)
+    probed(Vec::<ServiceName>::deserialize(d)?.into_iter().map(|s| s.0))
 }
 
 fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Category>, D::Error> {
-    let list: Vec<Category> = Vec::<CategoryName>::deserialize(d)?
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
+    probed(
+        Vec::<CategoryName>::deserialize(d)?
+            .into_iter()
+            .map(|c| c.0),
+    )
+}
+
+/// A selection of what `[endpoints]` probes: an empty one would probe nothing.
+fn probed<T, E: de::Error>(items: impl Iterator<Item = T>) -> Result<Vec<T>, E> {
+    let list: Vec<T> = items.collect();
     if list.is_empty() {
-        return Err(de::Error::custom(
+        return Err(E::custom(
             "an empty list: nothing would be probed (set enabled = false instead)",
         ));
     }

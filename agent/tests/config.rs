@@ -412,6 +412,14 @@ fn mistakes_name_the_file_the_key_and_the_problem() {
             "endpoints.categories[0]: unknown category \"optimise\" (expected optimize, allow or default)",
         ),
         (
+            "[endpoints]\nservices = []\n",
+            "endpoints.services: an empty list: nothing would be probed (set enabled = false instead)",
+        ),
+        (
+            "[endpoints]\ncategories = []\n",
+            "endpoints.categories: an empty list: nothing would be probed (set enabled = false instead)",
+        ),
+        (
             "[[uplink]]\nname = \"wan\"\n",
             "uplink[0]: needs an interface, a source address, or both",
         ),
