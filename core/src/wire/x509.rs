@@ -963,9 +963,12 @@ pub(crate) mod tests {
             Certificate::parse(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
             Err(Error::Truncated)
         );
-        let mut with_trailer = leaf.clone();
-        with_trailer.push(0);
-        assert!(Certificate::parse(&with_trailer).is_err());
+        // A well-formed value after the certificate, and a stray byte that is no value at all.
+        let with_trailer = [&leaf[..], &tlv(0x05, &[])].concat();
+        assert_eq!(Certificate::parse(&with_trailer), Err(Error::TrailingData));
+        let mut with_stray_byte = leaf.clone();
+        with_stray_byte.push(0);
+        assert_eq!(Certificate::parse(&with_stray_byte), Err(Error::Truncated));
         assert_eq!(Certificate::parse(&[]), Err(Error::Truncated));
 
         let mut deep = tlv(der::INTEGER, &[1]);
