@@ -32,19 +32,24 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = root();
     for (path, want) in [generate(&root)?, generate_roots(&root)?] {
         if check {
-            let have = std::fs::read_to_string(&path).unwrap_or_default();
-            if have != want {
-                bail!(
-                    "{} is stale: run `cargo xtask gen` and commit it",
-                    path.display()
-                );
-            }
+            up_to_date(&path, &want)?;
             eprintln!("gen: {} is up to date", path.display());
         } else {
             std::fs::write(&path, &want).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("gen: wrote {}", path.display());
         }
     }
+    Ok(())
+}
+
+/// Fails unless the committed file at `path` holds `want`.
+fn up_to_date(path: &Path, want: &str) -> Result<()> {
+    let have = std::fs::read_to_string(path).unwrap_or_default();
+    ensure!(
+        have == want,
+        "{} is stale: run `cargo xtask gen` and commit it",
+        path.display()
+    );
     Ok(())
 }
 
@@ -534,12 +539,7 @@ mod tests {
     #[test]
     fn committed_location_table_is_what_the_csv_generates() {
         let (path, want) = generate(&root()).unwrap();
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "{} is stale: run `cargo xtask gen` and commit it",
-            path.display()
-        );
+        up_to_date(&path, &want).unwrap();
     }
 
     #[test]
@@ -579,12 +579,7 @@ mod tests {
     #[test]
     fn committed_roots_table_is_what_the_certificates_generate() {
         let (path, want) = generate_roots(&root()).unwrap();
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "{} is stale: run `cargo xtask gen` and commit it",
-            path.display()
-        );
+        up_to_date(&path, &want).unwrap();
         assert!(want.contains("common_name: \"DigiCert Global Root G2\","));
     }
 
