@@ -6,7 +6,7 @@
 //! [`split_tunnel`] asks the kernel about one address in each Optimize prefix and flags the prefixes whose
 //! route goes into a tunnel interface.
 //!
-//! The rtnetlink requests are written by hand (the section at the end, about 450 formatted lines: one
+//! The rtnetlink requests are written by hand (the section at the end, about 400 formatted lines: one
 //! RTM_GETROUTE, one RTM_GETLINK, a route dump and their parsers) rather than pulled from a netlink crate,
 //! because the agent runs from a router's flash.
 //! Kernel ABI constants are spelled out here instead of taken from libc, which lacks some of them on musl.
@@ -14,10 +14,11 @@
 
 use crate::endpoints::{EndpointSet, IpNet};
 use o365probe_core::wire::endpoint::Category;
+use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 /// A failed routing lookup.
 #[derive(Debug, thiserror::Error)]
@@ -364,52 +365,32 @@ const IFF_POINTOPOINT: u32 = 0x10;
 const RECV_BUF_LEN: usize = 32 * 1024;
 
 struct Rtnetlink {
-    fd: OwnedFd,
+    socket: Socket,
     seq: u32,
     buf: Vec<u8>,
 }
 
 impl Rtnetlink {
     fn open() -> Result<Self, RouteError> {
-        // SAFETY: plain syscall; the descriptor is checked and then owned.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(RouteError::Netlink(io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let socket = Socket::new(
+            Domain::from(libc::AF_NETLINK),
+            Type::RAW,
+            Some(Protocol::from(libc::NETLINK_ROUTE)),
+        )
+        .map_err(RouteError::Netlink)?;
         // The kernel answers at once; the timeout only guards against a kernel that never does.
-        let timeout = libc::timeval {
-            tv_sec: 2,
-            tv_usec: 0,
-        };
-        // SAFETY: the option value is a timeval that lives across the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(RouteError::Netlink(io::Error::last_os_error()));
-        }
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(RouteError::Netlink)?;
         Ok(Self {
-            fd,
+            socket,
             seq: 0,
             buf: vec![0; RECV_BUF_LEN],
         })
     }
 
-    /// Sends one request; returns its sequence number.
+    /// Sends one request to the kernel (an unaddressed netlink send goes to port 0, the kernel);
+    /// returns its sequence number.
     fn send(&mut self, kind: u16, flags: u16, body: &[u8]) -> Result<u32, RouteError> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Vec::with_capacity(NLMSG_HDR_LEN + body.len());
@@ -419,23 +400,7 @@ impl Rtnetlink {
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        // SAFETY: an all-zero sockaddr_nl is valid; family set below (pid 0 is the kernel).
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: msg and kernel outlive the call; lengths are theirs.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(RouteError::Netlink(io::Error::last_os_error()));
-        }
+        self.socket.send(&msg).map_err(RouteError::Netlink)?;
         Ok(self.seq)
     }
 
@@ -452,23 +417,12 @@ impl Rtnetlink {
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut answer = Vec::new();
         loop {
-            // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
+            let n = match (&self.socket).read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RouteError::Netlink(e)),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(RouteError::Netlink(e));
-            }
-            let mut rest = self.buf.get(..n as usize).unwrap_or_default();
+            let mut rest = self.buf.get(..n).unwrap_or_default();
             while rest.len() >= NLMSG_HDR_LEN {
                 let len = u32_at(rest, 0) as usize;
                 let msg_kind = u16_at(rest, 4);
