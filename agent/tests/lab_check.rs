@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use o365probe_core::assess::FindingCode;
 use o365probe_lab::{Lab, Office, Scenario};
 use serde_json::Value;
 
@@ -382,6 +383,26 @@ fn every_json_field_is_documented() {
     assert!(
         undocumented.is_empty(),
         "fields missing from docs/check-json.md: {undocumented:?}"
+    );
+}
+
+/// Scripts and alert rules match on finding codes: each one the agent can report has its row in
+/// docs/check-json.md, with the severity it is reported at.
+#[test]
+fn every_finding_code_is_documented_with_its_severity() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/check-json.md"
+    ))
+    .unwrap();
+    let missing: Vec<String> = FindingCode::ALL
+        .iter()
+        .map(|c| format!("| `{}` | {} |", c.code(), c.severity()))
+        .filter(|row| !doc.contains(row.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows missing from docs/check-json.md: {missing:?}"
     );
 }
 
