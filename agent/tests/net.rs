@@ -622,74 +622,51 @@ fn bind_to_device_works_on_lo_and_names_a_missing_interface() {
     assert_eq!(tcp.connected(), 2);
 }
 
+/// A buggy probe: never sends, never gives a result, and asks to be woken when `wake` says.
+struct Buggy {
+    wake: fn() -> Option<Instant>,
+}
+
+impl Probe for Buggy {
+    type Output = ();
+    fn handle(&mut self, _: Instant, _: Event<'_>) {}
+    fn handle_timeout(&mut self, _: Instant) {}
+    fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (self.wake)()
+    }
+    fn poll_result(&mut self) -> Option<()> {
+        None
+    }
+}
+
 /// Never finishes: always wants to be woken a second from now.
-struct Forever;
-
-impl Probe for Forever {
-    type Output = ();
-    fn handle(&mut self, _: Instant, _: Event<'_>) {}
-    fn handle_timeout(&mut self, _: Instant) {}
-    fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
-        None
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Some(clock::now() + ms(1000))
-    }
-    fn poll_result(&mut self) -> Option<()> {
-        None
-    }
-}
-
+const FOREVER: Buggy = Buggy {
+    wake: || Some(clock::now() + ms(1000)),
+};
 /// Gives up on time without a result: nothing in flight, nothing to wait for.
-struct Mute;
-
-impl Probe for Mute {
-    type Output = ();
-    fn handle(&mut self, _: Instant, _: Event<'_>) {}
-    fn handle_timeout(&mut self, _: Instant) {}
-    fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
-        None
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    fn poll_result(&mut self) -> Option<()> {
-        None
-    }
-}
-
+const MUTE: Buggy = Buggy { wake: || None };
 /// Asks to be woken in the past, forever.
-struct Spinner;
-
-impl Probe for Spinner {
-    type Output = ();
-    fn handle(&mut self, _: Instant, _: Event<'_>) {}
-    fn handle_timeout(&mut self, _: Instant) {}
-    fn poll_transmit(&mut self, _: Instant, _: &mut [u8]) -> Option<Transmit> {
-        None
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Some(Instant::from_ticks(0))
-    }
-    fn poll_result(&mut self) -> Option<()> {
-        None
-    }
-}
+const SPINNER: Buggy = Buggy {
+    wake: || Some(Instant::from_ticks(0)),
+};
 
 #[test]
 fn a_probe_bug_ends_in_an_error_never_a_hang() {
     let opts = SocketOptions::default();
     let t0 = StdInstant::now();
-    let err = block_on(drive_within(Forever, &opts, StdDuration::from_millis(300))).unwrap_err();
+    let err = block_on(drive_within(FOREVER, &opts, StdDuration::from_millis(300))).unwrap_err();
     assert!(matches!(err, DriveError::Stalled { .. }), "{err:?}");
     assert!(t0.elapsed() >= StdDuration::from_millis(300));
     assert_eq!(
         err.to_string(),
         "probe did not finish within 0.3 s (the driver's safety net)"
     );
-    let err = block_on(drive(Mute, &opts)).unwrap_err();
+    let err = block_on(drive(MUTE, &opts)).unwrap_err();
     assert!(matches!(err, DriveError::Stuck(_)), "{err:?}");
-    let err = block_on(drive(Spinner, &opts)).unwrap_err();
+    let err = block_on(drive(SPINNER, &opts)).unwrap_err();
     assert!(matches!(err, DriveError::Stuck(_)), "{err:?}");
 }
 
