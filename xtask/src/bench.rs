@@ -6,7 +6,7 @@
 //!   binary itself (painted stack) while it runs under QEMU's mps2-an386;
 //! - the lab's WAN relay: how late it sends frames (p50/p99/max), the ground truth's own error (root).
 
-use crate::cross::debian_cargo;
+use crate::cross::firmware_build;
 use crate::util::{cargo, exec, target_dir};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -116,17 +116,7 @@ fn relay_lateness() -> Result<()> {
 
 /// Builds, sizes and runs the core's cycle on a Cortex-M4; prints one line of figures.
 pub fn firmware_cycle() -> Result<()> {
-    exec(debian_cargo().args([
-        "build",
-        "--release",
-        "--manifest-path",
-        "firmware/Cargo.toml",
-        "--target",
-        "thumbv7em-none-eabihf",
-        "-Zbuild-std=core",
-        "--example",
-        "core_cycle",
-    ]))?;
+    exec(firmware_build().args(["--example", "core_cycle"]))?;
     let elf = target_dir().join("debian/thumbv7em-none-eabihf/release/examples/core_cycle");
     let sections = section_sizes(&elf)?;
     let size = |names: &[&str]| -> u64 {

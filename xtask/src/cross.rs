@@ -34,7 +34,13 @@ pub fn nostd() -> Result<()> {
         "thumbv7em-none-eabihf",
         "-Zbuild-std=core",
     ]))?;
-    exec(debian_cargo().args([
+    exec(&mut firmware_build())
+}
+
+/// `cargo build --release` of the firmware workspace for the Cortex-M4F (add `--example` to build one).
+pub fn firmware_build() -> Command {
+    let mut c = debian_cargo();
+    c.args([
         "build",
         "--release",
         "--manifest-path",
@@ -42,5 +48,6 @@ pub fn nostd() -> Result<()> {
         "--target",
         "thumbv7em-none-eabihf",
         "-Zbuild-std=core",
-    ]))
+    ]);
+    c
 }
