@@ -73,22 +73,17 @@ pub fn resolve<'r>(query: &'r Name, answers: &'r [Record]) -> Result<Chain<'r>> 
     let mut current = query;
     // Each step uses a CNAME record with a new owner: at most `answers.len()` steps.
     for _ in 0..answers.len() {
-        let mut next: Option<&'r Record> = None;
+        let mut next: Option<(&'r Record, &'r Name)> = None;
         for record in answers.iter().filter(|r| r.name == *current) {
             if let RecordData::Cname(target) = &record.data {
-                match next.map(|n| &n.data) {
-                    Some(RecordData::Cname(seen)) if seen != target => {
-                        return Err(Error::CnameConflict)
-                    }
+                match next {
+                    Some((_, seen)) if seen != target => return Err(Error::CnameConflict),
                     Some(_) => {}
-                    None => next = Some(record),
+                    None => next = Some((record, target)),
                 }
             }
         }
-        let Some(record) = next else { break };
-        let RecordData::Cname(target) = &record.data else {
-            break;
-        };
+        let Some((record, target)) = next else { break };
         if names.contains(&target) {
             return Err(Error::CnameLoop);
         }
