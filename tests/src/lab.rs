@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::netns::{self, Netns};
 use crate::peers;
-use crate::pki::Pki;
+use crate::pki::{fnv1a, Pki};
 use crate::relay::{Direction, Endpoint, RelayConfig, Rule};
 use crate::scenario::{Finding, Middlebox, OfficeSpec, ProxyMode, Scenario};
 use crate::world::{self, Location, Resolver};
@@ -986,12 +986,6 @@ fn relay_binary(options: &LabOptions) -> Result<PathBuf, LabError> {
                     .into(),
             )
         })
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn mkdir(dir: &Path) -> Result<(), LabError> {

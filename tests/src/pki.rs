@@ -124,7 +124,8 @@ fn recipe() -> String {
     r
 }
 
-fn fnv1a(text: &str) -> u64 {
+/// FNV-1a: a stable 64-bit hash (the cache directory's name, the relays' per-office seeds).
+pub(crate) fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
