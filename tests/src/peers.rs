@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::pki::{Pki, LEAF_NAMES};
+use crate::pki::{Pki, LEAVES};
 use crate::scenario::Middlebox;
 use crate::world::{self, FrontDoor, Resolver, FRONT_DOORS, RESOLVERS};
 use crate::LabError;
@@ -361,13 +361,6 @@ fn web_sites(with_web: bool) -> Vec<(IpAddr, String)> {
     v
 }
 
-fn listen_addr(a: IpAddr, port: u16) -> String {
-    match a {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 fn nginx(dir: &Path, pki: &Pki) -> Result<Peer, LabError> {
     let ndir = dir.join("nginx");
     let www = dir.join("www");
@@ -401,30 +394,23 @@ fn nginx(dir: &Path, pki: &Pki) -> Result<Peer, LabError> {
         let _ = writeln!(conf, "        \"{a}\" {label};");
     }
     conf.push_str("    }\n");
-    let names = [
-        "outlook.com *.outlook.com outlook.office365.com *.office365.com outlook.office.com *.office.com",
-        "*.sharepoint.com sharepoint.com *.spo-msedge.net",
-        "*.tr.teams.microsoft.com *.teams.microsoft.com teams.microsoft.com *.trafficmanager.net",
-    ];
-    for (i, (leaf, server_names)) in LEAF_NAMES.iter().zip(names).enumerate() {
+    // Each leaf's server block answers the names its certificate covers.
+    for (i, (leaf, _, names)) in LEAVES.iter().enumerate() {
         conf.push_str("    server {\n");
         // The first server is the default for names it does not list (and for no SNI at all).
         let default = if i == 0 { " default_server" } else { "" };
         for (a, _) in &sites {
-            let _ = writeln!(
-                conf,
-                "        listen {} ssl{default};",
-                listen_addr(*a, 443)
-            );
-            let _ = writeln!(conf, "        listen {}{default};", listen_addr(*a, 80));
+            let _ = writeln!(conf, "        listen {} ssl{default};", sock(*a, 443));
+            let _ = writeln!(conf, "        listen {}{default};", sock(*a, 80));
         }
         let _ = write!(
             conf,
-            "        server_name {server_names};\n\
+            "        server_name {};\n\
              \x20       ssl_certificate {};\n        ssl_certificate_key {};\n\
              \x20       add_header X-O365Lab-Site $o365lab_site always;\n\
              \x20       location / {{ default_type text/plain; return 200 \"o365probe lab: $o365lab_site\\n\"; }}\n\
              \x20       location /download/ {{ root {}; }}\n    }}\n",
+            names.join(" "),
             s(&pki.chain(leaf)),
             s(&pki.key(leaf)),
             s(&www)

@@ -25,8 +25,9 @@ const ISSUING_SUBJECT: &str =
     "/C=US/O=Microsoft Corporation/OU=o365probe lab/CN=Microsoft Azure RSA TLS Issuing CA 03";
 const INSPECTION_SUBJECT: &str = "/C=US/O=Contoso Ltd/OU=o365probe lab/CN=Contoso Web Filter CA";
 
-/// The leaves: file stem, subject, DNS names.
-const LEAVES: &[(&str, &str, &[&str])] = &[
+/// The leaves: file stem, subject, DNS names. nginx serves them in this order, the first as the
+/// default.
+pub(crate) const LEAVES: &[(&str, &str, &[&str])] = &[
     (
         "outlook",
         "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=outlook.com",
@@ -57,9 +58,6 @@ const LEAVES: &[(&str, &str, &[&str])] = &[
         ],
     ),
 ];
-
-/// Leaf names nginx serves, in the order of [`LEAVES`].
-pub(crate) const LEAF_NAMES: [&str; 3] = ["outlook", "sharepoint", "teams"];
 
 /// Paths of one generated set.
 #[derive(Debug, Clone)]
