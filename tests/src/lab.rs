@@ -259,7 +259,7 @@ impl Office {
     }
 }
 
-/// A running lab. Dropping it tears everything down.
+/// A running lab. Dropping it tears everything down (its teardown record does, dropped with it).
 #[derive(Debug)]
 pub struct Lab {
     prefix: String,
@@ -879,14 +879,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for problem in self.teardown.run() {
-            eprintln!("o365lab: teardown of {}: {problem}", self.prefix);
-        }
-    }
-}
-
 /// Whether other processes see this process's labs (`ip netns`, `o365lab status` and `down`): as
 /// root they do; inside `unshare -rn` each process keeps its namespaces in a private mount namespace.
 pub fn shared_between_processes() -> bool {
@@ -1145,7 +1137,7 @@ impl Teardown {
 }
 
 impl Drop for Teardown {
-    /// A lab that failed half-way through `up` never became a [`Lab`]; this still undoes it.
+    /// Undoes a dropped [`Lab`], and a lab that failed half-way through `up` (never a `Lab`).
     fn drop(&mut self) {
         for problem in self.run() {
             eprintln!("o365lab: teardown of {}: {problem}", self.prefix);
