@@ -50,14 +50,7 @@ fn up(args: &[String]) -> Result<()> {
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
-    let scenarios = if names.is_empty() {
-        Scenario::all()?
-    } else {
-        names
-            .iter()
-            .map(|n| Scenario::load(n))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let scenarios = scenarios(&names)?;
     let lab = Lab::up_with(&scenarios, &options)?;
     println!("{}", lab.describe());
     println!("Ctrl-C tears the lab down.");
@@ -96,14 +89,7 @@ fn demo(args: &[String]) -> Result<()> {
         }
     }
     let agent = agent.context("demo needs --agent PATH (cargo xtask demo passes it)")?;
-    let scenarios = if names.is_empty() {
-        Scenario::all()?
-    } else {
-        names
-            .iter()
-            .map(|n| Scenario::load(n))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let scenarios = scenarios(&names)?;
     println!(
         "Bringing up the lab: {} offices, each behind its own WAN relay ...",
         scenarios.iter().map(|s| s.offices.len()).sum::<usize>()
@@ -214,6 +200,17 @@ fn demo(args: &[String]) -> Result<()> {
         bail!("{mismatches} office(s) did not find what their scenario expects");
     }
     Ok(())
+}
+
+/// The scenarios named by `--scenario`, or all of them.
+fn scenarios(names: &[String]) -> Result<Vec<Scenario>> {
+    if names.is_empty() {
+        return Ok(Scenario::all()?);
+    }
+    Ok(names
+        .iter()
+        .map(|n| Scenario::load(n))
+        .collect::<Result<_, _>>()?)
 }
 
 fn down(args: &[String]) -> Result<()> {
