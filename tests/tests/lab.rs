@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use o365probe_core::wire::stun::{Class, Message, Repr, TransactionId};
 use o365probe_lab::relay::{read_log, Direction, FrameEvent};
-use o365probe_lab::world::{self, Location};
+use o365probe_lab::world;
 use o365probe_lab::{
     down_all, remove_stale, status, unavailable, Finding, Lab, LabOptions, Office, Scenario,
 };
@@ -403,10 +403,9 @@ fn the_sni_filter_cuts_sharepoint_and_passes_exchange_untouched() {
         chain.is_empty() && !verified,
         "SharePoint got through: {chain:?}"
     );
-    let http = office
-        .run(&[
-            "curl",
-            "-sS",
+    let http = curl(
+        office,
+        &[
             "-o",
             "/dev/null",
             "-D",
@@ -414,10 +413,20 @@ fn the_sni_filter_cuts_sharepoint_and_passes_exchange_untouched() {
             "-H",
             "Host: contoso.sharepoint.com",
             &format!("http://{}/", fd.v4),
-        ])
-        .unwrap();
+        ],
+    );
     assert!(http.starts_with("HTTP/1.1 403"), "{http}");
     assert!(http.contains("Server: squid"), "{http}");
+}
+
+/// `curl -sS ARGS` in the office: its stdout (which `-D -` makes the response's status line and
+/// headers, `-w` whatever it writes).
+fn curl(office: &Office, args: &[&str]) -> String {
+    let mut argv = vec!["curl", "-sS"];
+    argv.extend(args);
+    office
+        .run(&argv)
+        .unwrap_or_else(|e| panic!("curl {args:?} in {}: {e}", office.name()))
 }
 
 /// One STUN Binding request from inside the office; the mapped address, or None on timeout.
@@ -499,17 +508,16 @@ fn the_udp_blocked_office_gets_no_stun_answer_but_tcp_still_works() {
             "{server}"
         );
     }
-    let code = blocked
-        .run(&[
-            "curl",
-            "-sS",
+    let code = curl(
+        blocked,
+        &[
             "-o",
             "/dev/null",
             "-w",
             "%{http_code}",
             "http://198.51.100.40/",
-        ])
-        .unwrap();
+        ],
+    );
     assert_eq!(code, "200");
 }
 
@@ -522,9 +530,9 @@ fn the_explicit_proxy_wants_credentials_on_3129_and_the_firewall_forces_it() {
     let url = "http://outlook.office365.com/";
     let proxy = |port: u16| format!("http://{}:{port}", world::PROXY_V4);
     let head = |args: &[&str]| {
-        let mut argv = vec!["curl", "-sS", "-o", "/dev/null", "-D", "-"];
+        let mut argv = vec!["-o", "/dev/null", "-D", "-"];
         argv.extend(args);
-        auth.run(&argv).unwrap()
+        curl(auth, &argv)
     };
     let denied = head(&["-x", &proxy(world::PROXY_AUTH_PORT), url]);
     assert!(denied.starts_with("HTTP/1.1 407"), "{denied}");
@@ -537,10 +545,9 @@ fn the_explicit_proxy_wants_credentials_on_3129_and_the_firewall_forces_it() {
     // HTTPS through the open proxy (CONNECT) keeps Microsoft's chain end to end.
     let open = office(lab, "london-proxy");
     assert_eq!(open.proxy_url(), Some(proxy(world::PROXY_OPEN_PORT)));
-    let code = open
-        .run(&[
-            "curl",
-            "-sS",
+    let code = curl(
+        open,
+        &[
             "-o",
             "/dev/null",
             "-w",
@@ -550,8 +557,8 @@ fn the_explicit_proxy_wants_credentials_on_3129_and_the_firewall_forces_it() {
             "-x",
             &proxy(world::PROXY_OPEN_PORT),
             "https://outlook.office365.com/",
-        ])
-        .unwrap();
+        ],
+    );
     assert_eq!(code, "200");
     // Going direct is refused at once (TCP reset), not left to time out.
     let started = Instant::now();
@@ -574,34 +581,24 @@ fn web_endpoints_answer_200_and_a_proxys_403_and_serve_downloads() {
         return;
     };
     let office = office(lab, "london-good");
-    let ok = office
-        .run(&[
-            "curl",
-            "-sS",
-            "-D",
-            "-",
-            &format!("http://{}/", world::WEB_V4),
-        ])
-        .unwrap();
+    let ok = curl(office, &["-D", "-", &format!("http://{}/", world::WEB_V4)]);
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    let forbidden = office
-        .run(&[
-            "curl",
-            "-sS",
+    let forbidden = curl(
+        office,
+        &[
             "-o",
             "/dev/null",
             "-D",
             "-",
             &format!("http://{}/", world::WEB_FORBIDDEN_V4),
-        ])
-        .unwrap();
+        ],
+    );
     assert!(forbidden.starts_with("HTTP/1.1 403"), "{forbidden}");
     assert!(forbidden.contains("Server: squid/"), "{forbidden}");
     let (path, size) = world::DOWNLOADS[1];
-    let got = office
-        .run(&[
-            "curl",
-            "-sS",
+    let got = curl(
+        office,
+        &[
             "-o",
             "/dev/null",
             "-w",
@@ -611,8 +608,8 @@ fn web_endpoints_answer_200_and_a_proxys_403_and_serve_downloads() {
             "--resolve",
             &format!("contoso.sharepoint.com:443:{}", world::FRONT_DOORS[0].v4),
             &format!("https://contoso.sharepoint.com{path}"),
-        ])
-        .unwrap();
+        ],
+    );
     let mut fields = got.split_whitespace();
     assert_eq!(fields.next(), Some(size.to_string().as_str()));
     // The good office's downlink is 50 Mbit/s: 10 MB cannot arrive faster than that.
@@ -826,10 +823,6 @@ fn agent_configs_name_the_lab_resolver_roots_proxy_and_resolvable_targets() {
                 assert!(!addresses(&dig(office, host, "A")).is_empty(), "{host}");
             }
         }
-        assert_eq!(
-            office.location(),
-            Location::new(&office.spec().city, office.spec().lat, office.spec().lon)
-        );
     }
 }
 
