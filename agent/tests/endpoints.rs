@@ -8,7 +8,7 @@ use o365probe::endpoints::{
 };
 use o365probe_core::wire::endpoint::{Category, ServiceArea};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -329,6 +329,20 @@ fn version(v: &str) -> Reply {
 
 type Handler = Box<dyn FnMut(&str) -> Reply + Send>;
 
+/// A request's line and headers, up to the blank line (or whatever came within 5 s).
+fn read_head(conn: &mut TcpStream) -> Vec<u8> {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
+}
+
 /// A loopback HTTP server that logs every request path and answers with the current handler.
 struct Server {
     addr: SocketAddr,
@@ -347,15 +361,7 @@ impl Server {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let request = read_head(&mut conn);
                 let text = String::from_utf8_lossy(&request);
                 let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
                 log2.lock().unwrap().push(path.clone());
@@ -757,15 +763,7 @@ fn proxy_credentials_are_sent_as_the_http_checks_send_them() {
         let Ok((mut conn, _)) = listener.accept() else {
             return;
         };
-        conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
+        let head = read_head(&mut conn);
         *record.lock().unwrap() = String::from_utf8_lossy(&head).into_owned();
         let _ = conn
             .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
