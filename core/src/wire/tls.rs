@@ -757,13 +757,12 @@ impl<'a> ClientHelloRepr<'a> {
         })
     }
 
-    /// Extensions before padding: (type, data length).
-    fn extension_lens(&self) -> [(u16, usize); 6] {
-        [
-            (
-                extension::SERVER_NAME,
-                self.server_name.map_or(0, |n| 2 + 1 + 2 + n.len()),
-            ),
+    /// Extensions before padding, as sent: (type, data length). server_name only with a name.
+    fn extension_lens(&self) -> impl Iterator<Item = (u16, usize)> {
+        let server_name = self
+            .server_name
+            .map(|n| (extension::SERVER_NAME, 2 + 1 + 2 + n.len()));
+        server_name.into_iter().chain([
             (extension::EXTENDED_MASTER_SECRET, 0),
             (extension::RENEGOTIATION_INFO, 1),
             (extension::SUPPORTED_GROUPS, 2 + 2 * OFFERED_GROUPS.len()),
@@ -772,15 +771,11 @@ impl<'a> ClientHelloRepr<'a> {
                 extension::SIGNATURE_ALGORITHMS,
                 2 + 2 * OFFERED_SIGNATURE_SCHEMES.len(),
             ),
-        ]
+        ])
     }
 
     fn unpadded_extensions_len(&self) -> usize {
-        self.extension_lens()
-            .iter()
-            .filter(|(t, _)| *t != extension::SERVER_NAME || self.server_name.is_some())
-            .map(|(_, len)| 4 + len)
-            .sum()
+        self.extension_lens().map(|(_, len)| 4 + len).sum()
     }
 
     /// Data length of the padding extension (RFC 7685), if one is sent. Some F5 load balancers hang on
@@ -840,9 +835,6 @@ impl<'a> ClientHelloRepr<'a> {
         w.put(&[1, 0])?; // one compression method: null
         w.u16(self.extensions_len())?;
         for (kind, data_len) in self.extension_lens() {
-            if kind == extension::SERVER_NAME && self.server_name.is_none() {
-                continue;
-            }
             w.put(&kind.to_be_bytes())?;
             w.u16(data_len)?;
             match kind {
