@@ -61,36 +61,6 @@ fn read_request(stream: &mut impl Read) -> String {
 type Requests = Arc<Mutex<Vec<String>>>;
 
 /// A server answering every request with `response`, recording the request heads.
-#[test]
-fn a_direct_check_goes_to_the_addresses_the_office_resolver_gave() {
-    // The name exists nowhere: only the resolved address (from the core's DNS probe) reaches the server,
-    // and the request still names the host.
-    let (addr, requests) = canned(IIS_200);
-    let mut options = options(5 * SECOND);
-    options.resolved = vec![addr.ip()];
-    let c = check(
-        &format!("http://outlook.office365.invalid:{}/", addr.port()),
-        &options,
-    );
-    assert_judged(&c, 200, HttpVerdict::Ok, None);
-    let head = requests.lock().unwrap()[0].clone();
-    assert!(
-        head.contains(&format!("Host: outlook.office365.invalid:{}", addr.port())),
-        "{head}"
-    );
-    // Without it the same name does not resolve: the check says DNS.
-    let c = check(
-        &format!("http://outlook.office365.invalid:{}/", addr.port()),
-        &self::options(5 * SECOND),
-    );
-    assert!(
-        c.failure
-            .as_ref()
-            .is_some_and(|f| f.to_string().starts_with("DNS")),
-        "{c}"
-    );
-}
-
 fn canned(response: &'static str) -> (SocketAddr, Requests) {
     let requests = Requests::default();
     let seen = requests.clone();
@@ -174,6 +144,36 @@ fn a_service_answering_is_ok_and_its_server_is_kept() {
     );
     assert_eq!(first_lines(&requests), ["GET /owa/ HTTP/1.1"]);
     assert!(requests.lock().unwrap()[0].contains("User-Agent: o365probe/"));
+}
+
+#[test]
+fn a_direct_check_goes_to_the_addresses_the_office_resolver_gave() {
+    // The name exists nowhere: only the resolved address (from the core's DNS probe) reaches the server,
+    // and the request still names the host.
+    let (addr, requests) = canned(IIS_200);
+    let mut options = options(5 * SECOND);
+    options.resolved = vec![addr.ip()];
+    let c = check(
+        &format!("http://outlook.office365.invalid:{}/", addr.port()),
+        &options,
+    );
+    assert_judged(&c, 200, HttpVerdict::Ok, None);
+    let head = requests.lock().unwrap()[0].clone();
+    assert!(
+        head.contains(&format!("Host: outlook.office365.invalid:{}", addr.port())),
+        "{head}"
+    );
+    // Without it the same name does not resolve: the check says DNS.
+    let c = check(
+        &format!("http://outlook.office365.invalid:{}/", addr.port()),
+        &self::options(5 * SECOND),
+    );
+    assert!(
+        c.failure
+            .as_ref()
+            .is_some_and(|f| f.to_string().starts_with("DNS")),
+        "{c}"
+    );
 }
 
 #[test]
@@ -619,17 +619,11 @@ fn answer_over_tls(config: Arc<rustls::ServerConfig>, stream: TcpStream, respons
 /// A TLS server sending a `len`-byte file to every request.
 fn tls_file_server(pki: &Pki, len: usize) -> SocketAddr {
     let config = tls_config(pki);
-    serve(move |stream| {
-        let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, stream);
-        if !read_request(&mut tls).ends_with("\r\n\r\n") {
-            return;
-        }
-        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
-        out.resize(out.len() + len, b'f');
-        let _ = tls.write_all(&out);
-        let _ = tls.flush();
-    })
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{}",
+        "f".repeat(len)
+    );
+    serve(move |stream| answer_over_tls(config.clone(), stream, &response))
 }
 
 fn tls_server(pki: &Pki, response: &'static str) -> SocketAddr {
