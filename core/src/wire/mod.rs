@@ -22,11 +22,13 @@ pub(crate) fn u16_at(data: &[u8], range: core::ops::Range<usize>) -> Option<u16>
 
 /// An enum over a protocol number, with an `Unknown` arm for every value it does not name (smoltcp's
 /// `enum_with_unknown!`): `From` both ways, so a value read is always written back unchanged. Written
-/// with a mnemonic after each value (`A = 1 => "A"`), the enum also gets `mnemonic()`.
+/// with a mnemonic after each value (`A = 1 => "A"`) and a prefix for the rest (`Type(u16, "TYPE")`),
+/// the enum also gets `mnemonic()` and a `Display` that prints the mnemonic, or the prefix and the
+/// number (`TYPE65280`, as RFC 3597 5 writes unknown types).
 macro_rules! enum_with_unknown {
     (
         $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
+        pub enum $name:ident($ty:ty, $unknown:literal) {
             $( $(#[$variant_attr:meta])* $variant:ident = $value:expr => $text:literal ),+ $(,)?
         }
     ) => {
@@ -43,6 +45,15 @@ macro_rules! enum_with_unknown {
                 match self {
                     $( $name::$variant => Some($text) ),+,
                     $name::Unknown(_) => None,
+                }
+            }
+        }
+
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self.mnemonic() {
+                    Some(m) => f.write_str(m),
+                    None => write!(f, "{}{}", $unknown, <$ty>::from(*self)),
                 }
             }
         }

@@ -2,7 +2,6 @@
 
 use super::{Error, Result};
 use crate::wire::enum_with_unknown;
-use core::fmt;
 
 /// Octets in the DNS header.
 pub const HEADER_LEN: usize = field::HEADER_END;
@@ -36,7 +35,7 @@ const RCODE_MASK: u16 = 0x000F;
 
 enum_with_unknown! {
     /// The kind of query (RFC 1035 4.1.1, RFC 1996, RFC 2136).
-    pub enum Opcode(u8) {
+    pub enum Opcode(u8, "OPCODE") {
         /// A standard query.
         Query = 0 => "QUERY",
         /// A server status request.
@@ -50,7 +49,7 @@ enum_with_unknown! {
 
 enum_with_unknown! {
     /// The response code: 4 bits in the header, extended to 12 by EDNS (RFC 1035, RFC 6891 6.1.3).
-    pub enum Rcode(u16) {
+    pub enum Rcode(u16, "RCODE") {
         /// No error.
         NoError = 0 => "NOERROR",
         /// The server could not read the query.
@@ -77,24 +76,6 @@ enum_with_unknown! {
         BadVers = 16 => "BADVERS",
         /// A bad or missing DNS cookie (RFC 7873).
         BadCookie = 23 => "BADCOOKIE",
-    }
-}
-
-impl fmt::Display for Opcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "OPCODE{}", u8::from(*self)),
-        }
-    }
-}
-
-impl fmt::Display for Rcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "RCODE{}", u16::from(*self)),
-        }
     }
 }
 

@@ -26,7 +26,7 @@ pub(super) const OPT_LEN: usize = 1 + RECORD_FIXED_LEN;
 
 enum_with_unknown! {
     /// A record type (RFC 1035 3.2.2 and later registrations).
-    pub enum Type(u16) {
+    pub enum Type(u16, "TYPE") {
         /// IPv4 address.
         A = 1 => "A",
         /// Name server.
@@ -53,16 +53,6 @@ enum_with_unknown! {
         Svcb = 64 => "SVCB",
         /// HTTPS service binding (RFC 9460).
         Https = 65 => "HTTPS",
-    }
-}
-
-impl fmt::Display for Type {
-    /// The mnemonic, or `TYPEn` for other values (RFC 3597 5).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "TYPE{}", u16::from(*self)),
-        }
     }
 }
 
