@@ -138,8 +138,8 @@ pub async fn drive_within<P: Probe>(
         }
         let wake = tokio::select! {
             biased;
-            r = readable(io.udp4.as_ref(), Family::V4) => Wake::Readable(r),
-            r = readable(io.udp6.as_ref(), Family::V6) => Wake::Readable(r),
+            r = readable(&io.udp, Family::V4) => Wake::Readable(r),
+            r = readable(&io.udp, Family::V6) => Wake::Readable(r),
             Some(news) = io.news_rx.recv() => Wake::News(news),
             () = sleep_until(timeout), if timeout.is_some() => Wake::Timeout,
             () = tokio::time::sleep_until(give_up) => Wake::GiveUp,
@@ -260,10 +260,10 @@ impl Family {
 }
 
 async fn readable(
-    socket: Option<&UdpSocket>,
+    udp: &[Option<UdpSocket>; 2],
     family: Family,
 ) -> Result<Family, (Family, io::Error)> {
-    match socket {
+    match &udp[family as usize] {
         Some(s) => s.readable().await.map(|()| family).map_err(|e| (family, e)),
         None => std::future::pending().await,
     }
@@ -314,8 +314,8 @@ struct Conn {
 /// The sockets and connection tasks of one drive; dropping it closes them all.
 struct Io<'a> {
     opts: &'a SocketOptions,
-    udp4: Option<UdpSocket>,
-    udp6: Option<UdpSocket>,
+    /// The probe's UDP socket per family.
+    udp: [Option<UdpSocket>; 2],
     /// A TCP socket per family, ready for the next connect.
     spares: [Option<TcpSpare>; 2],
     /// The families whose spare could be made (a spare is replaced only where one could be made).
@@ -332,8 +332,7 @@ impl<'a> Io<'a> {
         let (news_tx, news_rx) = mpsc::channel(NEWS_CAPACITY);
         Self {
             opts,
-            udp4: None,
-            udp6: None,
+            udp: [None, None],
             spares: [None, None],
             spares_work: [false; 2],
             conns: BTreeMap::new(),
@@ -349,7 +348,7 @@ impl<'a> Io<'a> {
     fn prepare(&mut self) {
         for family in [Family::V4, Family::V6] {
             if let Ok(socket) = socket::udp_socket(self.opts, family.any()) {
-                *self.slot(family) = Some(socket);
+                self.udp[family as usize] = Some(socket);
             }
             let spare = TcpSpare::open(self.opts, family.any()).ok();
             self.spares_work[family as usize] = spare.is_some();
@@ -366,24 +365,14 @@ impl<'a> Io<'a> {
         }
     }
 
-    fn slot(&mut self, family: Family) -> &mut Option<UdpSocket> {
-        match family {
-            Family::V4 => &mut self.udp4,
-            Family::V6 => &mut self.udp6,
-        }
-    }
-
     fn socket(&self, family: Family) -> Option<&UdpSocket> {
-        match family {
-            Family::V4 => self.udp4.as_ref(),
-            Family::V6 => self.udp6.as_ref(),
-        }
+        self.udp[family as usize].as_ref()
     }
 
     /// The probe's UDP socket for `to`'s family.
     fn udp_for(&mut self, to: SocketAddr) -> Result<&UdpSocket, SocketError> {
         let opts = self.opts;
-        let slot = self.slot(Family::of(to));
+        let slot = &mut self.udp[Family::of(to) as usize];
         Ok(match slot {
             Some(socket) => socket,
             None => slot.insert(socket::udp_socket(opts, to)?),
