@@ -93,6 +93,11 @@ pub enum SocketError {
     },
 }
 
+/// `SocketError::Setup` for `map_err`: `what` failed on a socket for `to`.
+fn setup(what: &'static str, to: SocketAddr) -> impl FnOnce(io::Error) -> SocketError {
+    move |error| SocketError::Setup { what, to, error }
+}
+
 fn family(ip: &IpAddr) -> &'static str {
     if ip.is_ipv4() {
         "IPv4"
@@ -157,7 +162,6 @@ pub(crate) fn open_with(
     ty: Type,
     protocol: Protocol,
 ) -> Result<Socket, SocketError> {
-    let setup = |what| move |error| SocketError::Setup { what, to, error };
     if let Some(address) = opts.source {
         if address.is_ipv4() != to.is_ipv4() {
             return Err(SocketError::FamilyMismatch { address, to });
@@ -168,13 +172,15 @@ pub(crate) fn open_with(
         dscp => dscp.map(|d| u32::from(d) << 2),
     };
     let socket = Socket::new(Domain::for_address(to), ty.cloexec(), Some(protocol))
-        .map_err(setup("open a socket"))?;
+        .map_err(setup("open a socket", to))?;
     socket
         .set_nonblocking(true)
-        .map_err(setup("make the socket non-blocking"))?;
+        .map_err(setup("make the socket non-blocking", to))?;
     if to.is_ipv6() {
         // Only IPv6 on an IPv6 socket: an IPv4-mapped peer would otherwise be reported as IPv6.
-        socket.set_only_v6(true).map_err(setup("set IPV6_V6ONLY"))?;
+        socket
+            .set_only_v6(true)
+            .map_err(setup("set IPV6_V6ONLY", to))?;
     }
     if let Some(interface) = &opts.interface {
         socket
@@ -190,7 +196,7 @@ pub(crate) fn open_with(
         } else {
             socket.set_tclass_v6(tos)
         };
-        set.map_err(setup("set the DSCP"))?;
+        set.map_err(setup("set the DSCP", to))?;
     }
     if let Some(address) = opts.source {
         socket
@@ -215,19 +221,11 @@ pub fn udp_socket(
         };
         socket
             .bind(&SocketAddr::new(any, 0).into())
-            .map_err(|error| SocketError::Setup {
-                what: "bind the socket",
-                to,
-                error,
-            })?;
+            .map_err(setup("bind the socket", to))?;
     }
     // Without kernel timestamps datagrams are stamped when recvmsg returns: still correct, less exact.
     let _ = enable_receive_timestamps(&socket);
-    tokio::net::UdpSocket::from_std(socket.into()).map_err(|error| SocketError::Setup {
-        what: "register the socket",
-        to,
-        error,
-    })
+    tokio::net::UdpSocket::from_std(socket.into()).map_err(setup("register the socket", to))
 }
 
 /// A TCP socket for connecting to `to`, bound and marked per `opts`; connect it with
@@ -248,11 +246,7 @@ pub fn blocking_tcp_socket(opts: &SocketOptions, to: SocketAddr) -> Result<Socke
     let socket = open(opts, to, Type::STREAM)?;
     socket
         .set_nonblocking(false)
-        .map_err(|error| SocketError::Setup {
-            what: "make the socket blocking",
-            to,
-            error,
-        })?;
+        .map_err(setup("make the socket blocking", to))?;
     Ok(socket)
 }
 
@@ -261,11 +255,7 @@ fn open_tcp(opts: &SocketOptions, to: SocketAddr) -> Result<Socket, SocketError>
     // The probes write one small message (a DNS query, a ClientHello) and wait: send it now.
     socket
         .set_tcp_nodelay(true)
-        .map_err(|error| SocketError::Setup {
-            what: "set TCP_NODELAY",
-            to,
-            error,
-        })?;
+        .map_err(setup("set TCP_NODELAY", to))?;
     Ok(socket)
 }
 
@@ -303,11 +293,7 @@ pub fn connect_from(
     let stream = std::net::TcpStream::from(socket);
     tokio::net::TcpStream::from_std(stream)
         .map(Ok)
-        .map_err(|error| SocketError::Setup {
-            what: "register the socket",
-            to,
-            error,
-        })
+        .map_err(setup("register the socket", to))
 }
 
 /// Waits for a connect begun by [`connect_from`]: when its outcome was known (stamped the moment the
