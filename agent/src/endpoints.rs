@@ -853,11 +853,6 @@ impl EndpointsClient {
         &self.source
     }
 
-    /// The targets the current list gives for `selection`.
-    pub fn targets(&self, selection: &Selection) -> Vec<Target> {
-        targets(&self.sets, selection)
-    }
-
     /// Checks the version if it is due (and no backoff is running), and fetches the list if the version
     /// changed. On any failure the current list stays, the failure is recorded and the next attempt
     /// waits (`Retry-After` for a 429 that gives one in seconds; otherwise 1 min, doubling to 6 h).
